@@ -1,0 +1,81 @@
+// Starts `tessera serve` as a child process, the way an operator would, and waits for the one
+// log line that says where it listens. Used by every test that talks to a real server process.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const ENTRY = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+
+export interface TesseraProcess {
+  /** host:port the server listens on. */
+  readonly address: string;
+  readonly child: ChildProcess;
+  /** Every log line the server printed so far, parsed. */
+  readonly logs: Record<string, unknown>[];
+  /** SIGTERM, then wait for exit. Returns the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, then wait for exit. */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra environment on top of process.env (TESSERA_* settings). */
+  env?: Record<string, string | undefined>;
+  /** Extra arguments after `serve`. */
+  args?: string[];
+  /** Node flags, for example ['--max-old-space-size=256']. */
+  nodeArgs?: string[];
+}
+
+export async function startTessera(options: StartOptions = {}): Promise<TesseraProcess> {
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), ENTRY, 'serve', '--listen', '127.0.0.1:0', ...(options.args ?? [])],
+    { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
+  const exited = once(child, 'exit');
+
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('tessera did not report listening in time')), READY_TIMEOUT_MS);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'listening' && typeof entry.address === 'string') {
+        clearTimeout(timer);
+        resolve(entry.address);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tessera exited with ${code} before listening: ${stderr.join('')}`));
+    });
+  });
+
+  return {
+    address,
+    child,
+    logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
