@@ -1,0 +1,89 @@
+// The composition root: builds the backend for the configured mode, the CAS, the upload registry
+// and the gRPC server, and tears them down in order.
+import { Cas } from './cas/cas.ts';
+import type { Backend } from './cas/store.ts';
+import { UploadRegistry } from './cas/uploads.ts';
+import { RedisCommitIndex } from './commit-index/redis-commit-index.ts';
+import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
+import { DirectoryStore } from './embedded/directory-store.ts';
+import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
+import type { Logger } from './observability/logger.ts';
+import { S3ObjectStore } from './storage/s3-object-store.ts';
+import { S3RedisBackend } from './storage/s3-redis-backend.ts';
+import { prepareStagingDir } from './staging/spool.ts';
+
+const REDIS_STARTUP_WAIT_MS = 5_000;
+
+export interface App {
+  readonly address: string;
+  readonly backend: Backend;
+  close(): Promise<void>;
+}
+
+export async function startApp(settings: Settings, log: Logger): Promise<App> {
+  const stagingDir = defaultStagingDir(settings);
+  const swept = await prepareStagingDir(stagingDir);
+  if (swept > 0) log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
+
+  const backend = await createBackend(settings, log);
+  const cas = new Cas(backend.blobs, { stagingDir, readChunkBytes: settings.readChunkBytes });
+  const uploads = new UploadRegistry(cas, settings.uploadIdleTimeoutSeconds * 1000);
+  const server = createGrpcServer({
+    cas,
+    uploads,
+    actions: backend.actions,
+    maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
+    log,
+  });
+  let address: string;
+  try {
+    address = await bindServer(server, settings.listen);
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+
+  return {
+    address,
+    backend,
+    async close() {
+      await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
+      await uploads.closeAll();
+      await backend.close();
+    },
+  };
+}
+
+async function createBackend(settings: Settings, log: Logger): Promise<Backend> {
+  if (!isCloudMode(settings)) return new DirectoryStore(settings.dataDir);
+
+  const bucket = settings.s3Bucket as string;
+  const objects = new S3ObjectStore({
+    endpoint: settings.s3Endpoint,
+    bucket,
+    region: settings.s3Region,
+    forcePathStyle: settings.s3ForcePathStyle,
+    prefix: settings.s3Prefix,
+    multipartThresholdBytes: settings.s3MultipartThresholdBytes,
+    partSizeBytes: settings.s3PartSizeBytes,
+    uploadConcurrency: settings.s3UploadConcurrency,
+    credentials:
+      settings.awsAccessKeyId && settings.awsSecretAccessKey
+        ? {
+            accessKeyId: settings.awsAccessKeyId,
+            secretAccessKey: settings.awsSecretAccessKey,
+            sessionToken: settings.awsSessionToken,
+          }
+        : undefined,
+  });
+  const index = new RedisCommitIndex({
+    url: settings.redisUrl as string,
+    prefix: settings.redisPrefix,
+    leaseSeconds: settings.casLeaseSeconds,
+  });
+  if (!(await index.connect(REDIS_STARTUP_WAIT_MS))) {
+    log.warn('redis is not reachable yet; serving UNAVAILABLE until it is');
+  }
+  const where = `s3://${bucket}/${settings.s3Prefix} via ${settings.s3Endpoint ?? 'AWS'}`;
+  return new S3RedisBackend(objects, index, log, `${where}, commits in redis`);
+}

@@ -1,0 +1,178 @@
+// The CAS as the services see it: lookups, verified writes through the staging tier, and reads
+// that deliver exactly the committed bytes or fail. It holds the rules both storage modes share:
+// the empty blob is always present; concurrent commits of one digest on this server share one
+// backend write; a read that ends short is an error, never a clean end of stream.
+import { rm } from 'node:fs/promises';
+import { type Digest, digestKey, formatDigest, isEmptyDigest } from './digest.ts';
+import { CasError, invalidArgument, outOfRange, unavailable } from './errors.ts';
+import type { BlobStore } from './store.ts';
+import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
+
+export interface CasOptions {
+  readonly stagingDir: string;
+  /** Largest chunk handed to a reader; ByteStream messages carry one each. */
+  readonly readChunkBytes: number;
+}
+
+export class Cas {
+  readonly store: BlobStore;
+  readonly #options: CasOptions;
+  readonly #inflight = new Map<string, Promise<void>>();
+
+  constructor(store: BlobStore, options: CasOptions) {
+    this.store = store;
+    this.#options = options;
+  }
+
+  /** The digests that are not committed, each reported once. Refreshes leases of the others. */
+  async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
+    const unique = new Map<string, Digest>();
+    for (const digest of digests) {
+      if (!isEmptyDigest(digest)) unique.set(digestKey(digest), digest);
+    }
+    const candidates = [...unique.values()];
+    const sizes = await this.store.lookup(candidates);
+    return candidates.filter((_, i) => sizes[i] === undefined);
+  }
+
+  async isCommitted(digest: Digest): Promise<boolean> {
+    if (isEmptyDigest(digest)) return true;
+    const [size] = await this.store.lookup([digest]);
+    return size !== undefined;
+  }
+
+  /** A new spool in the staging directory, for a streamed upload. */
+  createSpool(digest: Digest): Promise<Spool> {
+    return Spool.create(digest, {
+      dir: this.#options.stagingDir,
+      durable: this.store.durableStaging,
+    });
+  }
+
+  /** Verifies and commits a whole in-memory blob (the batch RPCs). */
+  async putBuffer(digest: Digest, data: Uint8Array): Promise<void> {
+    if (data.length !== digest.size) {
+      throw invalidArgument(
+        `digest size ${digest.size} does not match ${data.length} bytes received for ` +
+          formatDigest(digest),
+      );
+    }
+    if (isEmptyDigest(digest)) return;
+    const staged = await spoolBuffer(digest, data, {
+      dir: this.#options.stagingDir,
+      durable: this.store.durableStaging,
+    });
+    await this.commit(staged);
+  }
+
+  /**
+   * Commits a verified staged blob, consuming its file. A second commit of a digest that is already
+   * being committed here waits for the first instead of writing the backend again; if the first
+   * fails, it commits its own copy.
+   */
+  async commit(staged: StagedBlob): Promise<void> {
+    if (isEmptyDigest(staged.digest)) {
+      await rm(staged.path, { force: true });
+      return;
+    }
+    const key = digestKey(staged.digest);
+    for (;;) {
+      const running = this.#inflight.get(key);
+      if (!running) break;
+      const succeeded = await running.then(
+        () => true,
+        () => false,
+      );
+      if (succeeded) {
+        await rm(staged.path, { force: true });
+        return;
+      }
+    }
+    const commit = this.store.commit(staged);
+    this.#inflight.set(key, commit);
+    try {
+      await commit;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  /**
+   * The committed bytes of `digest` from `offset`, at most `limit` of them (0: no limit), in chunks
+   * of at most `readChunkBytes`. Throws (between chunks, if need be) unless exactly the expected
+   * number of bytes arrives.
+   */
+  async *read(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
+      throw outOfRange(`read offset ${offset} is outside blob ${formatDigest(digest)}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw outOfRange(`read limit ${limit} is negative`);
+    }
+    const remaining = digest.size - offset;
+    const length = limit > 0 ? Math.min(limit, remaining) : remaining;
+    if (isEmptyDigest(digest)) return;
+
+    const source = await this.store.read(digest, offset, length);
+    const chunkBytes = this.#options.readChunkBytes;
+    let delivered = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    try {
+      for await (const piece of source) {
+        if (delivered + pendingBytes + piece.length > length) {
+          throw unavailable(
+            `object store returned more than the ${length} bytes requested of ` +
+              formatDigest(digest),
+          );
+        }
+        let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        while (pendingBytes + chunk.length >= chunkBytes) {
+          const take = chunkBytes - pendingBytes;
+          pending.push(chunk.subarray(0, take));
+          chunk = chunk.subarray(take);
+          const out = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+          pending = [];
+          pendingBytes = 0;
+          delivered += out.length;
+          yield out;
+        }
+        if (chunk.length > 0) {
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+        }
+      }
+    } catch (error) {
+      if (error instanceof CasError) throw error;
+      throw unavailable(
+        `reading ${formatDigest(digest)} from the store failed after ${delivered} bytes`,
+        error,
+      );
+    }
+    if (delivered + pendingBytes !== length) {
+      throw unavailable(
+        `object store ended ${formatDigest(digest)} after ${delivered + pendingBytes} of ` +
+          `${length} bytes`,
+      );
+    }
+    if (pendingBytes > 0) yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+  }
+
+  /** A whole committed blob in memory; for blobs the caller has bounded (batches, trees). */
+  async readAll(digest: Digest): Promise<Buffer> {
+    if (digest.size > MAX_IN_MEMORY_BYTES) {
+      throw new CasError(
+        'resource_exhausted',
+        `blob ${formatDigest(digest)} is larger than ${MAX_IN_MEMORY_BYTES} bytes; read it with ` +
+          'ByteStream',
+      );
+    }
+    const parts: Buffer[] = [];
+    for await (const part of this.read(digest)) parts.push(part);
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, digest.size);
+  }
+}
+
+/** Largest blob `readAll` holds in memory. */
+export const MAX_IN_MEMORY_BYTES = 64 * 1024 * 1024;
+

@@ -1,0 +1,48 @@
+// The contract between the CAS logic and a place that keeps committed blobs. Two implementations:
+// the S3 + Redis store (cloud mode) and the directory store (embedded mode). Both pass one
+// conformance suite (test/conformance).
+//
+// The rule every implementation keeps: a blob is visible (findMissing, read) only once it is
+// committed, and it is committed only once the whole, verified content is durable.
+import type { Digest } from './digest.ts';
+import type { StagedBlob } from '../staging/spool.ts';
+
+export interface BlobStore {
+  /** fsync staging files before `commit`: true where commit is a rename of the staging file. */
+  readonly durableStaging: boolean;
+
+  /**
+   * The committed size of each digest, or undefined when it is not committed (or committed with a
+   * different size). Refreshes the lease of each one found. One backend round trip for the batch.
+   */
+  lookup(digests: readonly Digest[]): Promise<(number | undefined)[]>;
+
+  /**
+   * Makes a verified staged blob durable and committed. Consumes the staged file: it is gone when
+   * this returns or throws.
+   */
+  commit(staged: StagedBlob): Promise<void>;
+
+  /**
+   * The committed bytes [offset, offset + length). Throws `not_found` when the blob is not
+   * committed, or when its content has vanished from the backend (the stale entry is dropped).
+   * The caller verifies that exactly `length` bytes arrive.
+   */
+  read(digest: Digest, offset: number, length: number): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+
+  close(): Promise<void>;
+}
+
+export interface ActionCacheStore {
+  /** The stored, encoded ActionResult, refreshing its lease; undefined on a miss. */
+  getActionResult(instance: string, action: Digest): Promise<Buffer | undefined>;
+  putActionResult(instance: string, action: Digest, encoded: Uint8Array): Promise<void>;
+}
+
+export interface Backend {
+  readonly blobs: BlobStore;
+  readonly actions: ActionCacheStore;
+  /** A short description for the startup log line. */
+  readonly description: string;
+  close(): Promise<void>;
+}

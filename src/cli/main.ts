@@ -1,0 +1,61 @@
+// The `tessera` command. `tessera serve [--flags]` runs the cache server; `tessera help` prints
+// usage. This file and the logger are the only places that write to the console.
+import { ConfigError, loadConfig, redactedSummary } from '../config/load.ts';
+import { envNameOf, flagNameOf, SETTING_NAMES } from '../config/schema.ts';
+import { startApp } from '../app.ts';
+import { createLogger } from '../observability/logger.ts';
+
+const USAGE = `usage: tessera serve [--listen HOST:PORT] [--config FILE] [--setting value …]
+
+Runs the Tessera remote cache. With no S3 bucket and no Redis configured it keeps blobs in a
+local directory (--data-dir); with both it serves from S3 and commits in Redis.
+
+Settings (flag, environment variable):
+${SETTING_NAMES.map((name) => `  ${(flagNameOf(name) ?? '').padEnd(32)} ${envNameOf(name)}`).join('\n')}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command !== 'serve') {
+    process.stderr.write(`tessera: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+
+  let settings: ReturnType<typeof loadConfig>;
+  try {
+    settings = loadConfig({ argv: rest, env: process.env });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`tessera: ${error.message}\n`);
+    return 2;
+  }
+  const log = createLogger(settings.logLevel);
+  const app = await startApp(settings, log);
+  log.info({ address: app.address, backend: app.backend.description, settings: redactedSummary(settings) }, 'listening');
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await app.close();
+  log.info('stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`tessera: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

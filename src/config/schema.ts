@@ -1,0 +1,103 @@
+// The one configuration schema. Settings come from (highest first) command-line flags, TESSERA_*
+// environment variables, an optional JSON config file, then these defaults. Modules never read
+// process.env: `loadConfig` parses once and each module receives its slice.
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const MIB = 1024 * 1024;
+/** S3 refuses parts under 5 MiB (except the last) and over 5 GiB. */
+export const S3_MIN_PART_SIZE_BYTES = 5 * MIB;
+export const S3_MAX_PART_SIZE_BYTES = 5 * 1024 * MIB;
+/** The protocol caps ByteStream read chunks here; Bazel 4 fails on chunks near 4 MiB. */
+export const MAX_READ_CHUNK_BYTES = MIB;
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max);
+
+const boolean = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const lowered = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(lowered)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(lowered)) return false;
+  return value;
+}, z.boolean());
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8980')
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+
+export const settingsSchema = z
+  .object({
+    listen: hostPort.default('127.0.0.1:8980'),
+    dataDir: z.string().min(1).default(join(homedir(), '.local', 'share', 'tessera')),
+    stagingDir: optionalText,
+    s3Endpoint: optionalText.pipe(z.url().optional()),
+    s3Bucket: optionalText,
+    s3Region: z.string().min(1).default('us-east-1'),
+    s3ForcePathStyle: boolean.default(false),
+    s3Prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9!_.*'()\/-]*$/, 'expected letters, digits and !_.*\'()/- only')
+      .default(''),
+    s3MultipartThresholdBytes: integer(0).default(16 * MIB),
+    s3PartSizeBytes: integer(S3_MIN_PART_SIZE_BYTES, S3_MAX_PART_SIZE_BYTES).default(8 * MIB),
+    s3UploadConcurrency: integer(1, 64).default(4),
+    redisUrl: optionalText.pipe(
+      z
+        .string()
+        .regex(/^rediss?:\/\//, 'expected redis://… or rediss://…')
+        .optional(),
+    ),
+    redisPrefix: z.string().default('tessera:'),
+    casLeaseSeconds: integer(0).default(30 * 24 * 3600),
+    maxBatchTotalSizeBytes: integer(1024, 64 * MIB).default(4 * MIB - 64 * 1024),
+    readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
+    uploadIdleTimeoutSeconds: integer(1).default(600),
+    shutdownGraceSeconds: integer(0).default(30),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    awsAccessKeyId: optionalText,
+    awsSecretAccessKey: optionalText,
+    awsSessionToken: optionalText,
+  })
+  .strict();
+
+export type Settings = z.infer<typeof settingsSchema>;
+export type SettingName = keyof Settings;
+
+/** Env var of each setting. Credentials use the standard AWS names. */
+export function envNameOf(name: SettingName): string {
+  if (name === 'awsAccessKeyId') return 'AWS_ACCESS_KEY_ID';
+  if (name === 'awsSecretAccessKey') return 'AWS_SECRET_ACCESS_KEY';
+  if (name === 'awsSessionToken') return 'AWS_SESSION_TOKEN';
+  return `TESSERA_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** Command-line flag of each setting (credentials have none: flags show up in `ps`). */
+export function flagNameOf(name: SettingName): string | undefined {
+  if (name.startsWith('aws')) return undefined;
+  return `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+export const SECRET_SETTINGS: ReadonlySet<SettingName> = new Set([
+  'awsSecretAccessKey',
+  'awsSessionToken',
+]);
+
+export const SETTING_NAMES = Object.keys(settingsSchema.shape) as SettingName[];
+
+export function defaultStagingDir(settings: Settings): string {
+  if (settings.stagingDir) return settings.stagingDir;
+  // In embedded mode staging must share a filesystem with the data so that commit is a rename.
+  return isCloudMode(settings) ? join(tmpdir(), 'tessera-staging') : join(settings.dataDir, 'staging');
+}
+
+export function isCloudMode(settings: Settings): boolean {
+  return settings.s3Bucket !== undefined || settings.redisUrl !== undefined;
+}

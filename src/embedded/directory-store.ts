@@ -1,0 +1,149 @@
+// The embedded store: committed blobs and action results in one local directory, for running
+// Tessera with no other service.
+//
+// Layout under the data directory:
+//   cas/{fn}/{hash[0..2]}/{hash}          a committed blob (its size must equal the digest's)
+//   ac/{sha256(instance)}/{fn}/{hash}-{size}   an encoded ActionResult
+//   staging/                              spool files (see staging/spool.ts); same filesystem
+//
+// Commit protocol: the staged file is fsynced by the spool, renamed to its final path, and the
+// directory fsynced; the final path existing is the commit. A crash before the rename leaves only a
+// spool file (swept at the next start); after it, the blob is whole. Action results go through a
+// temp file, fsync, rename and directory fsync the same way.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Digest } from '../cas/digest.ts';
+import { CasError, notFound, unavailable } from '../cas/errors.ts';
+import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
+import type { StagedBlob } from '../staging/spool.ts';
+
+const LOOKUP_CONCURRENCY = 64;
+
+export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
+  readonly durableStaging = true;
+  readonly blobs = this;
+  readonly actions = this;
+  readonly description: string;
+  readonly #root: string;
+  readonly #knownDirs = new Set<string>();
+
+  constructor(root: string) {
+    this.#root = root;
+    this.description = `embedded store in ${root}`;
+  }
+
+  async lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {
+    const sizes: (number | undefined)[] = new Array(digests.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < digests.length) {
+        const i = next++;
+        const digest = digests[i] as Digest;
+        sizes[i] = await this.#committedSize(digest);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, digests.length) }, worker));
+    return sizes;
+  }
+
+  async commit(staged: StagedBlob): Promise<void> {
+    const target = this.#blobPath(staged.digest);
+    try {
+      await this.#ensureDir(dirname(target));
+      await rename(staged.path, target);
+      await syncDir(dirname(target));
+    } catch (error) {
+      await rm(staged.path, { force: true });
+      throw diskError(error, `cannot commit blob to ${target}`);
+    }
+  }
+
+  async read(
+    digest: Digest,
+    offset: number,
+    length: number,
+  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
+    const path = this.#blobPath(digest);
+    const size = await this.#committedSize(digest);
+    if (size === undefined) throw notFound(`blob ${digest.hash}/${digest.size} is not in the cache`);
+    if (length === 0) return [];
+    return createReadStream(path, { start: offset, end: offset + length - 1, highWaterMark: 256 * 1024 });
+  }
+
+  async getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.#actionPath(instance, action));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw diskError(error, 'cannot read action result');
+    }
+  }
+
+  async putActionResult(instance: string, action: Digest, encoded: Uint8Array): Promise<void> {
+    const target = this.#actionPath(instance, action);
+    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await this.#ensureDir(dirname(target));
+      const file = await open(temp, 'wx', 0o644);
+      try {
+        await file.writeFile(encoded);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, target);
+      await syncDir(dirname(target));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw diskError(error, `cannot store action result at ${target}`);
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  async #committedSize(digest: Digest): Promise<number | undefined> {
+    try {
+      const info = await stat(this.#blobPath(digest));
+      return info.size === digest.size ? info.size : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw diskError(error, 'cannot look up blob');
+    }
+  }
+
+  #blobPath(digest: Digest): string {
+    const fn = digest.fn.toLowerCase();
+    return join(this.#root, 'cas', fn, digest.hash.slice(0, 2), digest.hash);
+  }
+
+  #actionPath(instance: string, action: Digest): string {
+    const space = createHash('sha256').update(instance).digest('hex');
+    const fn = action.fn.toLowerCase();
+    return join(this.#root, 'ac', space, fn, `${action.hash}-${action.size}`);
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.#knownDirs.add(dir);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function diskError(error: unknown, message: string): CasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new CasError('resource_exhausted', `${message}: disk is full`, { cause: error });
+  }
+  return unavailable(`${message}: ${code ?? 'i/o error'}`, error);
+}

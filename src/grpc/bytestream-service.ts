@@ -1,0 +1,145 @@
+// ByteStream: Read, Write and QueryWriteStatus over the CAS.
+//
+// Write answers only after the blob is committed (see cas/cas.ts). A Write whose blob is already
+// committed is answered at once with the full size, as the protocol allows, and the rest of the
+// client's stream is ignored. A Write that breaks off keeps its session (cas/uploads.ts) for a
+// resume at `committed_size`.
+import type {
+  ServerReadableStream,
+  ServerWritableStream,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Cas } from '../cas/cas.ts';
+import { formatDigest } from '../cas/digest.ts';
+import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
+import type { UploadRegistry, UploadSession } from '../cas/uploads.ts';
+import { OffsetMismatchError } from '../staging/spool.ts';
+import type { Logger } from '../observability/logger.ts';
+import { clientStreaming, sendWithBackpressure, serverStreaming, unary } from './handlers.ts';
+import type {
+  QueryWriteStatusRequest,
+  QueryWriteStatusResponse,
+  ReadRequest,
+  ReadResponse,
+  WriteRequest,
+  WriteResponse,
+} from './messages.ts';
+import {
+  type BlobResource,
+  parseReadResourceName,
+  parseWriteResourceName,
+  type UploadResource,
+} from './resource-name.ts';
+
+export function createByteStreamService(
+  cas: Cas,
+  uploads: UploadRegistry,
+  log: Logger,
+): UntypedServiceImplementation {
+  return {
+    Read: serverStreaming(log, 'Read', async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
+      const { resourceName, readOffset, readLimit } = call.request;
+      const resource = parseReadResourceName(resourceName);
+      assertUncompressed(resource);
+      for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
+        if (!(await sendWithBackpressure(call, { data }))) return;
+      }
+    }),
+
+    Write: clientStreaming(log, 'Write', (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog) =>
+      write(cas, uploads, call, rpcLog),
+    ),
+
+    QueryWriteStatus: unary(
+      log,
+      'QueryWriteStatus',
+      async (request: QueryWriteStatusRequest): Promise<QueryWriteStatusResponse> => {
+        const resource = parseWriteResourceName(request.resourceName);
+        if (await cas.isCommitted(resource.digest)) {
+          return { committedSize: resource.digest.size, complete: true };
+        }
+        const received = uploads.receivedBytes(resource);
+        if (received === undefined) {
+          throw notFound(`no upload named "${request.resourceName}" is in progress`);
+        }
+        return { committedSize: received, complete: false };
+      },
+    ),
+  };
+}
+
+async function write(
+  cas: Cas,
+  uploads: UploadRegistry,
+  call: ServerReadableStream<WriteRequest, WriteResponse>,
+  log: Logger,
+): Promise<WriteResponse> {
+  let resource: UploadResource | undefined;
+  let session: UploadSession | undefined;
+  let firstName = '';
+  let finished = false;
+  try {
+    for await (const request of call as AsyncIterable<WriteRequest>) {
+      if (finished) {
+        throw invalidArgument('the client sent data after finish_write');
+      }
+      if (!resource) {
+        resource = parseWriteResourceName(request.resourceName);
+        assertUncompressed(resource);
+        log = log.child({ digest: formatDigest(resource.digest), instance: resource.instance });
+        if (await cas.isCommitted(resource.digest)) {
+          log.debug('blob already committed; ending the write early');
+          return { committedSize: resource.digest.size };
+        }
+        session = await uploads.acquire(resource);
+        firstName = request.resourceName;
+      } else if (request.resourceName && request.resourceName !== firstName) {
+        assertSameResource(request.resourceName, resource);
+      }
+      const active = session as UploadSession;
+      await active.spool.append(request.writeOffset, request.data);
+      if (request.finishWrite) {
+        finished = true;
+        uploads.forget(active);
+        session = undefined;
+        const staged = await active.spool.finish();
+        await cas.commit(staged);
+        log.info({ bytes: resource.digest.size }, 'committed');
+        return { committedSize: resource.digest.size };
+      }
+    }
+  } catch (error) {
+    if (session) await dropIfHopeless(uploads, session, error);
+    session = undefined;
+    throw error;
+  } finally {
+    if (session) uploads.release(session);
+  }
+  if (call.cancelled) throw new CasError('cancelled', 'the client cancelled the write');
+  if (!resource) throw invalidArgument('Write stream carried no request');
+  throw invalidArgument(
+    `Write stream for ${formatDigest(resource.digest)} ended without finish_write; ` +
+      'resume at the offset QueryWriteStatus reports',
+  );
+}
+
+/** Keeps a session for a resume unless its data can never form the blob. */
+async function dropIfHopeless(uploads: UploadRegistry, session: UploadSession, error: unknown) {
+  if (error instanceof OffsetMismatchError) uploads.release(session);
+  else await uploads.discard(session);
+}
+
+function assertSameResource(name: string, first: UploadResource): void {
+  const again = parseWriteResourceName(name);
+  if (again.uploadId !== first.uploadId || again.digest.hash !== first.digest.hash) {
+    throw invalidArgument(`resource name "${name}" differs from the first message of this Write`);
+  }
+}
+
+function assertUncompressed(resource: BlobResource): void {
+  if (resource.compressor !== 'identity') {
+    throw invalidArgument(
+      `compressor "${resource.compressor}" is not supported; use uncompressed blobs/ resource names`,
+    );
+  }
+}

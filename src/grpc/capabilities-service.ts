@@ -1,0 +1,46 @@
+// Capabilities: what this server supports, as clients (Bazel first of all) check before a build.
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { DIGEST_FUNCTIONS } from '../cas/digest.ts';
+import type { Logger } from '../observability/logger.ts';
+import { unary } from './handlers.ts';
+import { parseInstanceName } from './resource-name.ts';
+
+export interface CapabilitiesSettings {
+  readonly maxBatchTotalSizeBytes: number;
+}
+
+/** API versions served: 2.0 (Bazel 4) through 2.3 (digest_function in requests, compressors). */
+export const LOW_API_VERSION = { major: 2, minor: 0, patch: 0, prerelease: '' };
+export const HIGH_API_VERSION = { major: 2, minor: 3, patch: 0, prerelease: '' };
+
+export function createCapabilitiesService(
+  settings: CapabilitiesSettings,
+  log: Logger,
+): UntypedServiceImplementation {
+  const capabilities = {
+    cacheCapabilities: {
+      digestFunctions: [...DIGEST_FUNCTIONS],
+      actionCacheUpdateCapabilities: { updateEnabled: true },
+      cachePriorityCapabilities: { priorities: [{ minPriority: 0, maxPriority: 0 }] },
+      maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
+      symlinkAbsolutePathStrategy: 'ALLOWED',
+      // IDENTITY is implied; compressed transfers come with the performance work.
+      supportedCompressors: [],
+      supportedBatchUpdateCompressors: [],
+      maxCasBlobSizeBytes: 0,
+    },
+    executionCapabilities: {
+      digestFunction: 'SHA256',
+      execEnabled: false,
+      digestFunctions: [...DIGEST_FUNCTIONS],
+    },
+    lowApiVersion: LOW_API_VERSION,
+    highApiVersion: HIGH_API_VERSION,
+  };
+  return {
+    GetCapabilities: unary(log, 'GetCapabilities', async (request: { instanceName?: string }) => {
+      parseInstanceName(request.instanceName);
+      return capabilities;
+    }),
+  };
+}

@@ -1,0 +1,128 @@
+// ContentAddressableStorage: FindMissingBlobs, BatchUpdateBlobs, BatchReadBlobs, GetTree.
+// The CAS is shared by all instance names (content addressing makes that safe); instance names are
+// validated but do not namespace blobs.
+import type { ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Cas } from '../cas/cas.ts';
+import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
+import { CasError, invalidArgument } from '../cas/errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { serverStreaming, unary } from './handlers.ts';
+import { readTreePages } from './get-tree.ts';
+import { parseInstanceName } from './resource-name.ts';
+import { OK_STATUS, toRpcStatus } from './status.ts';
+import type {
+  BatchReadBlobsRequest,
+  BatchUpdateBlobsRequest,
+  FindMissingBlobsRequest,
+  GetTreeRequest,
+} from './messages.ts';
+
+export interface CasServiceSettings {
+  readonly maxBatchTotalSizeBytes: number;
+}
+
+/** How many blobs of one batch are committed or read at the same time. */
+const BATCH_CONCURRENCY = 16;
+/** FindMissingBlobs requests larger than this are refused rather than looked up. */
+const MAX_FIND_MISSING_DIGESTS = 100_000;
+
+export function createCasService(
+  cas: Cas,
+  settings: CasServiceSettings,
+  log: Logger,
+): UntypedServiceImplementation {
+  return {
+    FindMissingBlobs: unary(log, 'FindMissingBlobs', async (request: FindMissingBlobsRequest) => {
+      parseInstanceName(request.instanceName);
+      if (request.blobDigests.length > MAX_FIND_MISSING_DIGESTS) {
+        throw invalidArgument(
+          `FindMissingBlobs asks for ${request.blobDigests.length} digests; the limit is ` +
+            `${MAX_FIND_MISSING_DIGESTS}`,
+        );
+      }
+      const digests = request.blobDigests.map((d) => fromWireDigest(d, request.digestFunction));
+      const missing = await cas.findMissing(digests);
+      return { missingBlobDigests: missing.map(toWireDigest) };
+    }),
+
+    BatchUpdateBlobs: unary(log, 'BatchUpdateBlobs', async (request: BatchUpdateBlobsRequest, _call, rpcLog) => {
+      parseInstanceName(request.instanceName);
+      const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
+      assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
+      const responses = await mapConcurrently(request.requests, async (entry) => {
+        let digest: Digest | undefined;
+        try {
+          digest = fromWireDigest(entry.digest, request.digestFunction);
+          assertIdentity(entry.compressor);
+          await cas.putBuffer(digest, entry.data);
+          return { digest: toWireDigest(digest), status: OK_STATUS };
+        } catch (error) {
+          return {
+            digest: entry.digest,
+            status: toRpcStatus(error, rpcLog.child({ digest: digest && formatDigest(digest) })),
+          };
+        }
+      });
+      return { responses };
+    }),
+
+    BatchReadBlobs: unary(log, 'BatchReadBlobs', async (request: BatchReadBlobsRequest, _call, rpcLog) => {
+      parseInstanceName(request.instanceName);
+      const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
+      const total = digests.reduce((sum, d) => sum + d.size, 0);
+      assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
+      const responses = await mapConcurrently(digests, async (digest) => {
+        try {
+          const data = await cas.readAll(digest);
+          return { digest: toWireDigest(digest), data, compressor: 'IDENTITY', status: OK_STATUS };
+        } catch (error) {
+          return {
+            digest: toWireDigest(digest),
+            data: Buffer.alloc(0),
+            compressor: 'IDENTITY',
+            status: toRpcStatus(error, rpcLog.child({ digest: formatDigest(digest) })),
+          };
+        }
+      });
+      return { responses };
+    }),
+
+    GetTree: serverStreaming(log, 'GetTree', async (call: ServerWritableStream<GetTreeRequest, unknown>) => {
+      const request = call.request;
+      parseInstanceName(request.instanceName);
+      const root = fromWireDigest(request.rootDigest, request.digestFunction);
+      if (!Number.isSafeInteger(request.pageSize) || request.pageSize < 0) {
+        throw invalidArgument(`page_size ${request.pageSize} is negative`);
+      }
+      await readTreePages(cas, call, root, request.pageSize, request.pageToken);
+    }),
+  };
+}
+
+function assertBatchSize(method: string, total: number, limit: number): void {
+  if (total > limit) {
+    throw invalidArgument(
+      `${method} carries ${total} bytes of blobs; max_batch_total_size_bytes is ${limit}: ` +
+        'send larger sets in several batches or through ByteStream',
+    );
+  }
+}
+
+/** Batches carry only uncompressed blobs until compression support lands. */
+export function assertIdentity(compressor: unknown): void {
+  if (compressor === undefined || compressor === 'IDENTITY' || compressor === 0) return;
+  throw new CasError('invalid_argument', `compressor ${String(compressor)} is not supported here`);
+}
+
+async function mapConcurrently<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, worker));
+  return results;
+}

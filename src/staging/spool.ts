@@ -1,0 +1,176 @@
+// The local staging tier. Every incoming blob is written here, hashed as it arrives, and verified
+// before any store sees it.
+//
+// Files: `{stagingDir}/{random}.spool`, one per upload in progress, owned by this process.
+// Invariant: a spool file is never read by a client; it is either handed to a store's commit (which
+// consumes it) or removed. A crash leaves orphan `.spool` files, which `sweepStaging` removes at
+// the next start (the staging directory belongs to one process at a time).
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  assertMatches,
+  createHasher,
+  type Digest,
+  formatDigest,
+  type Hasher,
+} from '../cas/digest.ts';
+import { CasError, invalidArgument } from '../cas/errors.ts';
+
+const SPOOL_SUFFIX = '.spool';
+
+/** A write at an offset other than the end of what was received; the upload stays resumable. */
+export class OffsetMismatchError extends CasError {
+  constructor(message: string) {
+    super('invalid_argument', message);
+  }
+}
+
+/** A verified blob in the staging directory, ready to be committed. */
+export interface StagedBlob {
+  readonly digest: Digest;
+  readonly path: string;
+}
+
+export interface SpoolOptions {
+  readonly dir: string;
+  /** fsync the file before handing it over (the embedded store commits by rename). */
+  readonly durable: boolean;
+}
+
+export class Spool {
+  readonly digest: Digest;
+  readonly path: string;
+  #file: FileHandle | undefined;
+  #hasher: Hasher;
+  #size = 0;
+  #durable: boolean;
+  #closed = false;
+
+  private constructor(digest: Digest, path: string, file: FileHandle, hasher: Hasher, durable: boolean) {
+    this.digest = digest;
+    this.path = path;
+    this.#file = file;
+    this.#hasher = hasher;
+    this.#durable = durable;
+  }
+
+  static async create(digest: Digest, options: SpoolOptions): Promise<Spool> {
+    const hasher = await createHasher(digest.fn);
+    const path = join(options.dir, `${randomBytes(12).toString('hex')}${SPOOL_SUFFIX}`);
+    let file: FileHandle;
+    try {
+      file = await open(path, 'wx', 0o600);
+    } catch (error) {
+      throw stagingError(error, `cannot create staging file in ${options.dir}`);
+    }
+    return new Spool(digest, path, file, hasher, options.durable);
+  }
+
+  /** Bytes received so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Appends the bytes a client sent at `offset`. Offsets must continue exactly where the last write
+   * ended; the total may not pass the digest's size.
+   */
+  async append(offset: number, chunk: Uint8Array): Promise<void> {
+    const file = this.#open();
+    if (offset !== this.#size) {
+      throw new OffsetMismatchError(
+        `write offset ${offset} does not continue the upload of ${formatDigest(this.digest)}, ` +
+          `which has ${this.#size} bytes; resume at ${this.#size}`,
+      );
+    }
+    if (this.#size + chunk.length > this.digest.size) {
+      throw invalidArgument(
+        `upload of ${formatDigest(this.digest)} would reach ${this.#size + chunk.length} bytes, ` +
+          `more than the digest size ${this.digest.size}`,
+      );
+    }
+    if (chunk.length === 0) return;
+    try {
+      await file.write(chunk);
+    } catch (error) {
+      throw stagingError(error, `cannot write staging file ${this.path}`);
+    }
+    this.#hasher.update(chunk);
+    this.#size += chunk.length;
+  }
+
+  /**
+   * Verifies size and hash and closes the file. On a mismatch the file is removed and
+   * INVALID_ARGUMENT thrown; on success the caller owns the staged file.
+   */
+  async finish(): Promise<StagedBlob> {
+    const file = this.#open();
+    try {
+      assertMatches(this.digest, this.#size, this.#hasher.digest());
+      if (this.#durable) await file.sync();
+      await this.#close();
+    } catch (error) {
+      await this.discard();
+      throw error instanceof CasError ? error : stagingError(error, `cannot close ${this.path}`);
+    }
+    return { digest: this.digest, path: this.path };
+  }
+
+  /** Closes and removes the file. Safe to call more than once. */
+  async discard(): Promise<void> {
+    await this.#close().catch(() => undefined);
+    await rm(this.path, { force: true });
+  }
+
+  #open(): FileHandle {
+    if (this.#closed || !this.#file) {
+      throw new CasError('failed_precondition', `upload of ${formatDigest(this.digest)} is closed`);
+    }
+    return this.#file;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+/** Writes a whole in-memory blob through the same spool, for the batch RPCs. */
+export async function spoolBuffer(
+  digest: Digest,
+  data: Uint8Array,
+  options: SpoolOptions,
+): Promise<StagedBlob> {
+  const spool = await Spool.create(digest, options);
+  try {
+    await spool.append(0, data);
+  } catch (error) {
+    await spool.discard();
+    throw error;
+  }
+  return spool.finish();
+}
+
+export async function prepareStagingDir(dir: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  return sweepStaging(dir);
+}
+
+/** Removes spool files a previous process left behind. Returns how many. */
+export async function sweepStaging(dir: string): Promise<number> {
+  const names = await readdir(dir);
+  const orphans = names.filter((name) => name.endsWith(SPOOL_SUFFIX));
+  await Promise.all(orphans.map((name) => rm(join(dir, name), { force: true })));
+  return orphans.length;
+}
+
+function stagingError(error: unknown, message: string): CasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new CasError('resource_exhausted', `${message}: staging disk is full`, { cause: error });
+  }
+  return new CasError('unavailable', `${message}: ${code ?? 'i/o error'}`, { cause: error });
+}
