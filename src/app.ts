@@ -23,10 +23,14 @@ export interface App {
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const stagingDir = defaultStagingDir(settings);
   const swept = await prepareStagingDir(stagingDir);
-  if (swept > 0) log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
+  if (swept > 0)
+    log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
   const backend = await createBackend(settings, log);
-  const cas = new Cas(backend.blobs, { stagingDir, readChunkBytes: settings.readChunkBytes });
+  const cas = new Cas(backend.blobs, {
+    stagingDir,
+    readChunkBytes: settings.readChunkBytes,
+  });
   const uploads = new UploadRegistry(cas, settings.uploadIdleTimeoutSeconds * 1000);
   const server = createGrpcServer({
     cas,
@@ -58,24 +62,28 @@ async function createBackend(settings: Settings, log: Logger): Promise<Backend> 
   if (!isCloudMode(settings)) return new DirectoryStore(settings.dataDir);
 
   const bucket = settings.s3Bucket as string;
-  const objects = new S3ObjectStore({
-    endpoint: settings.s3Endpoint,
-    bucket,
-    region: settings.s3Region,
-    forcePathStyle: settings.s3ForcePathStyle,
-    prefix: settings.s3Prefix,
-    multipartThresholdBytes: settings.s3MultipartThresholdBytes,
-    partSizeBytes: settings.s3PartSizeBytes,
-    uploadConcurrency: settings.s3UploadConcurrency,
-    credentials:
-      settings.awsAccessKeyId && settings.awsSecretAccessKey
-        ? {
-            accessKeyId: settings.awsAccessKeyId,
-            secretAccessKey: settings.awsSecretAccessKey,
-            sessionToken: settings.awsSessionToken,
-          }
-        : undefined,
-  });
+  const objects = new S3ObjectStore(
+    {
+      endpoint: settings.s3Endpoint,
+      bucket,
+      region: settings.s3Region,
+      forcePathStyle: settings.s3ForcePathStyle,
+      prefix: settings.s3Prefix,
+      multipartThresholdBytes: settings.s3MultipartThresholdBytes,
+      partSizeBytes: settings.s3PartSizeBytes,
+      uploadConcurrency: settings.s3UploadConcurrency,
+      credentials:
+        settings.awsAccessKeyId && settings.awsSecretAccessKey
+          ? {
+              accessKeyId: settings.awsAccessKeyId,
+              secretAccessKey: settings.awsSecretAccessKey,
+              sessionToken: settings.awsSessionToken,
+            }
+          : undefined,
+    },
+    (key, uploadId, error) =>
+      log.error({ key, uploadId, err: error }, 'gave up aborting a failed multipart upload'),
+  );
   const index = new RedisCommitIndex({
     url: settings.redisUrl as string,
     prefix: settings.redisPrefix,

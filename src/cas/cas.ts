@@ -155,7 +155,8 @@ export class Cas {
           `${length} bytes`,
       );
     }
-    if (pendingBytes > 0) yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+    if (pendingBytes > 0)
+      yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
   }
 
   /** A whole committed blob in memory; for blobs the caller has bounded (batches, trees). */
@@ -175,4 +176,3 @@ export class Cas {
 
 /** Largest blob `readAll` holds in memory. */
 export const MAX_IN_MEMORY_BYTES = 64 * 1024 * 1024;
-

@@ -105,7 +105,10 @@ export function fromWireDigest(
   return toDigest(fn, hash, wire.sizeBytes);
 }
 
-export function toWireDigest(digest: Digest): { hash: string; sizeBytes: number } {
+export function toWireDigest(digest: Digest): {
+  hash: string;
+  sizeBytes: number;
+} {
   return { hash: digest.hash, sizeBytes: digest.size };
 }
 
@@ -129,10 +132,16 @@ export async function createHasher(fn: DigestFunction): Promise<Hasher> {
   if (fn === 'BLAKE3') {
     const wasm: IHasher = await createBLAKE3();
     wasm.init();
-    return { update: (chunk) => void wasm.update(chunk), digest: () => wasm.digest('hex') };
+    return {
+      update: (chunk) => void wasm.update(chunk),
+      digest: () => wasm.digest('hex'),
+    };
   }
   const hash = createHash(fn === 'SHA1' ? 'sha1' : fn.toLowerCase());
-  return { update: (chunk) => void hash.update(chunk), digest: () => hash.digest('hex') };
+  return {
+    update: (chunk) => void hash.update(chunk),
+    digest: () => hash.digest('hex'),
+  };
 }
 
 export async function hashBytes(fn: DigestFunction, bytes: Uint8Array): Promise<string> {
@@ -178,4 +187,3 @@ export function assertMatches(digest: Digest, receivedSize: number, receivedHash
 function truncate(text: string): string {
   return text.length > 140 ? `${text.slice(0, 140)}…` : text;
 }
-

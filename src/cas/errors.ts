@@ -42,7 +42,11 @@ export const unavailable = (message: string, cause?: unknown): CasError =>
 export function toCasError(thrown: unknown): CasError {
   if (thrown instanceof CasError) return thrown;
   if (thrown instanceof Error) {
-    return new CasError('internal', `internal error: ${thrown.message}`, { cause: thrown });
+    return new CasError('internal', `internal error: ${thrown.message}`, {
+      cause: thrown,
+    });
   }
-  return new CasError('internal', `internal error: ${String(thrown)}`, { cause: thrown });
+  return new CasError('internal', `internal error: ${String(thrown)}`, {
+    cause: thrown,
+  });
 }

@@ -28,7 +28,11 @@ export interface BlobStore {
    * committed, or when its content has vanished from the backend (the stale entry is dropped).
    * The caller verifies that exactly `length` bytes arrive.
    */
-  read(digest: Digest, offset: number, length: number): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+  read(
+    digest: Digest,
+    offset: number,
+    length: number,
+  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
 
   close(): Promise<void>;
 }

@@ -35,7 +35,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger(settings.logLevel);
   const app = await startApp(settings, log);
-  log.info({ address: app.address, backend: app.backend.description, settings: redactedSummary(settings) }, 'listening');
+  log.info(
+    {
+      address: app.address,
+      backend: app.backend.description,
+      settings: redactedSummary(settings),
+    },
+    'listening',
+  );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -55,7 +62,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`tessera: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `tessera: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exitCode = 1;
   },
 );

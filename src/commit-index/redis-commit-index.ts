@@ -89,7 +89,9 @@ export class RedisCommitIndex {
     const key = this.blobKey(digest);
     const size = String(digest.size);
     await this.#run('write commit entry', () =>
-      this.#leaseMs > 0 ? this.redis.set(key, size, 'PX', this.#leaseMs) : this.redis.set(key, size),
+      this.#leaseMs > 0
+        ? this.redis.set(key, size, 'PX', this.#leaseMs)
+        : this.redis.set(key, size),
     );
   }
 
@@ -100,7 +102,9 @@ export class RedisCommitIndex {
   async getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {
     const key = this.actionKey(instance, action);
     const value = await this.#run('read action result', () =>
-      this.#leaseMs > 0 ? this.redis.getexBuffer(key, 'PX', this.#leaseMs) : this.redis.getBuffer(key),
+      this.#leaseMs > 0
+        ? this.redis.getexBuffer(key, 'PX', this.#leaseMs)
+        : this.redis.getBuffer(key),
     );
     return value ?? undefined;
   }
@@ -109,7 +113,9 @@ export class RedisCommitIndex {
     const key = this.actionKey(instance, action);
     const value = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     await this.#run('store action result', () =>
-      this.#leaseMs > 0 ? this.redis.set(key, value, 'PX', this.#leaseMs) : this.redis.set(key, value),
+      this.#leaseMs > 0
+        ? this.redis.set(key, value, 'PX', this.#leaseMs)
+        : this.redis.set(key, value),
     );
   }
 
@@ -121,7 +127,10 @@ export class RedisCommitIndex {
     try {
       return await command();
     } catch (error) {
-      throw unavailable(`commit index unavailable: cannot ${what}: ${(error as Error).message}`, error);
+      throw unavailable(
+        `commit index unavailable: cannot ${what}: ${(error as Error).message}`,
+        error,
+      );
     }
   }
 }

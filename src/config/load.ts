@@ -134,6 +134,7 @@ export function redactedSummary(settings: Settings): Record<string, unknown> {
     if (value === undefined) continue;
     summary[name] = SECRET_SETTINGS.has(name) ? '(redacted)' : value;
   }
-  if (summary.redisUrl) summary.redisUrl = String(summary.redisUrl).replace(/\/\/[^@/]*@/, '//***@');
+  if (summary.redisUrl)
+    summary.redisUrl = String(summary.redisUrl).replace(/\/\/[^@/]*@/, '//***@');
   return summary;
 }

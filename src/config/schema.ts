@@ -36,7 +36,10 @@ const optionalText = z
 export const settingsSchema = z
   .object({
     listen: hostPort.default('127.0.0.1:8980'),
-    dataDir: z.string().min(1).default(join(homedir(), '.local', 'share', 'tessera')),
+    dataDir: z
+      .string()
+      .min(1)
+      .default(join(homedir(), '.local', 'share', 'tessera')),
     stagingDir: optionalText,
     s3Endpoint: optionalText.pipe(z.url().optional()),
     s3Bucket: optionalText,
@@ -44,7 +47,7 @@ export const settingsSchema = z
     s3ForcePathStyle: boolean.default(false),
     s3Prefix: z
       .string()
-      .regex(/^[A-Za-z0-9!_.*'()\/-]*$/, 'expected letters, digits and !_.*\'()/- only')
+      .regex(/^[A-Za-z0-9!_.*'()/-]*$/, "expected letters, digits and !_.*'()/- only")
       .default(''),
     s3MultipartThresholdBytes: integer(0).default(16 * MIB),
     s3PartSizeBytes: integer(S3_MIN_PART_SIZE_BYTES, S3_MAX_PART_SIZE_BYTES).default(8 * MIB),
@@ -61,7 +64,9 @@ export const settingsSchema = z
     readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
     uploadIdleTimeoutSeconds: integer(1).default(600),
     shutdownGraceSeconds: integer(0).default(30),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    logLevel: z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+      .default('info'),
     awsAccessKeyId: optionalText,
     awsSecretAccessKey: optionalText,
     awsSessionToken: optionalText,
@@ -95,7 +100,9 @@ export const SETTING_NAMES = Object.keys(settingsSchema.shape) as SettingName[];
 export function defaultStagingDir(settings: Settings): string {
   if (settings.stagingDir) return settings.stagingDir;
   // In embedded mode staging must share a filesystem with the data so that commit is a rename.
-  return isCloudMode(settings) ? join(tmpdir(), 'tessera-staging') : join(settings.dataDir, 'staging');
+  return isCloudMode(settings)
+    ? join(tmpdir(), 'tessera-staging')
+    : join(settings.dataDir, 'staging');
 }
 
 export function isCloudMode(settings: Settings): boolean {

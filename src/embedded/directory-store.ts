@@ -67,9 +67,14 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
     const path = this.#blobPath(digest);
     const size = await this.#committedSize(digest);
-    if (size === undefined) throw notFound(`blob ${digest.hash}/${digest.size} is not in the cache`);
+    if (size === undefined)
+      throw notFound(`blob ${digest.hash}/${digest.size} is not in the cache`);
     if (length === 0) return [];
-    return createReadStream(path, { start: offset, end: offset + length - 1, highWaterMark: 256 * 1024 });
+    return createReadStream(path, {
+      start: offset,
+      end: offset + length - 1,
+      highWaterMark: 256 * 1024,
+    });
   }
 
   async getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {
@@ -143,7 +148,9 @@ async function syncDir(dir: string): Promise<void> {
 function diskError(error: unknown, message: string): CasError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CasError('resource_exhausted', `${message}: disk is full`, { cause: error });
+    return new CasError('resource_exhausted', `${message}: disk is full`, {
+      cause: error,
+    });
   }
   return unavailable(`${message}: ${code ?? 'i/o error'}`, error);
 }

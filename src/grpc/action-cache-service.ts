@@ -10,7 +10,11 @@ import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { unary } from './handlers.ts';
-import type { ActionResult, GetActionResultRequest, UpdateActionResultRequest } from './messages.ts';
+import type {
+  ActionResult,
+  GetActionResultRequest,
+  UpdateActionResultRequest,
+} from './messages.ts';
 import { decodeMessage, encodeMessage } from './proto.ts';
 import { parseInstanceName } from './resource-name.ts';
 
@@ -36,7 +40,10 @@ export function createActionCacheService(
         const missing = await findMissingReferences(cas, result, action.fn);
         if (missing.length > 0) {
           rpcLog.info(
-            { action: formatDigest(action), missing: missing.slice(0, 5).map(formatDigest) },
+            {
+              action: formatDigest(action),
+              missing: missing.slice(0, 5).map(formatDigest),
+            },
             'action result withheld: outputs are not all committed',
           );
           throw notFound(

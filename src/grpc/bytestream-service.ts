@@ -37,17 +37,24 @@ export function createByteStreamService(
   log: Logger,
 ): UntypedServiceImplementation {
   return {
-    Read: serverStreaming(log, 'Read', async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
-      const { resourceName, readOffset, readLimit } = call.request;
-      const resource = parseReadResourceName(resourceName);
-      assertUncompressed(resource);
-      for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
-        if (!(await sendWithBackpressure(call, { data }))) return;
-      }
-    }),
+    Read: serverStreaming(
+      log,
+      'Read',
+      async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
+        const { resourceName, readOffset, readLimit } = call.request;
+        const resource = parseReadResourceName(resourceName);
+        assertUncompressed(resource);
+        for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
+          if (!(await sendWithBackpressure(call, { data }))) return;
+        }
+      },
+    ),
 
-    Write: clientStreaming(log, 'Write', (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog) =>
-      write(cas, uploads, call, rpcLog),
+    Write: clientStreaming(
+      log,
+      'Write',
+      (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog) =>
+        write(cas, uploads, call, rpcLog),
     ),
 
     QueryWriteStatus: unary(
@@ -86,7 +93,10 @@ async function write(
       if (!resource) {
         resource = parseWriteResourceName(request.resourceName);
         assertUncompressed(resource);
-        log = log.child({ digest: formatDigest(resource.digest), instance: resource.instance });
+        log = log.child({
+          digest: formatDigest(resource.digest),
+          instance: resource.instance,
+        });
         if (await cas.isCommitted(resource.digest)) {
           log.debug('blob already committed; ending the write early');
           return { committedSize: resource.digest.size };

@@ -11,7 +11,12 @@ export interface CapabilitiesSettings {
 
 /** API versions served: 2.0 (Bazel 4) through 2.3 (digest_function in requests, compressors). */
 export const LOW_API_VERSION = { major: 2, minor: 0, patch: 0, prerelease: '' };
-export const HIGH_API_VERSION = { major: 2, minor: 3, patch: 0, prerelease: '' };
+export const HIGH_API_VERSION = {
+  major: 2,
+  minor: 3,
+  patch: 0,
+  prerelease: '',
+};
 
 export function createCapabilitiesService(
   settings: CapabilitiesSettings,
@@ -21,7 +26,9 @@ export function createCapabilitiesService(
     cacheCapabilities: {
       digestFunctions: [...DIGEST_FUNCTIONS],
       actionCacheUpdateCapabilities: { updateEnabled: true },
-      cachePriorityCapabilities: { priorities: [{ minPriority: 0, maxPriority: 0 }] },
+      cachePriorityCapabilities: {
+        priorities: [{ minPriority: 0, maxPriority: 0 }],
+      },
       maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
       symlinkAbsolutePathStrategy: 'ALLOWED',
       // IDENTITY is implied; compressed transfers come with the performance work.

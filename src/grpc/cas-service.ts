@@ -45,57 +45,74 @@ export function createCasService(
       return { missingBlobDigests: missing.map(toWireDigest) };
     }),
 
-    BatchUpdateBlobs: unary(log, 'BatchUpdateBlobs', async (request: BatchUpdateBlobsRequest, _call, rpcLog) => {
-      parseInstanceName(request.instanceName);
-      const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
-      assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
-      const responses = await mapConcurrently(request.requests, async (entry) => {
-        let digest: Digest | undefined;
-        try {
-          digest = fromWireDigest(entry.digest, request.digestFunction);
-          assertIdentity(entry.compressor);
-          await cas.putBuffer(digest, entry.data);
-          return { digest: toWireDigest(digest), status: OK_STATUS };
-        } catch (error) {
-          return {
-            digest: entry.digest,
-            status: toRpcStatus(error, rpcLog.child({ digest: digest && formatDigest(digest) })),
-          };
-        }
-      });
-      return { responses };
-    }),
+    BatchUpdateBlobs: unary(
+      log,
+      'BatchUpdateBlobs',
+      async (request: BatchUpdateBlobsRequest, _call, rpcLog) => {
+        parseInstanceName(request.instanceName);
+        const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
+        assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
+        const responses = await mapConcurrently(request.requests, async (entry) => {
+          let digest: Digest | undefined;
+          try {
+            digest = fromWireDigest(entry.digest, request.digestFunction);
+            assertIdentity(entry.compressor);
+            await cas.putBuffer(digest, entry.data);
+            return { digest: toWireDigest(digest), status: OK_STATUS };
+          } catch (error) {
+            return {
+              digest: entry.digest,
+              status: toRpcStatus(error, rpcLog.child({ digest: digest && formatDigest(digest) })),
+            };
+          }
+        });
+        return { responses };
+      },
+    ),
 
-    BatchReadBlobs: unary(log, 'BatchReadBlobs', async (request: BatchReadBlobsRequest, _call, rpcLog) => {
-      parseInstanceName(request.instanceName);
-      const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
-      const total = digests.reduce((sum, d) => sum + d.size, 0);
-      assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
-      const responses = await mapConcurrently(digests, async (digest) => {
-        try {
-          const data = await cas.readAll(digest);
-          return { digest: toWireDigest(digest), data, compressor: 'IDENTITY', status: OK_STATUS };
-        } catch (error) {
-          return {
-            digest: toWireDigest(digest),
-            data: Buffer.alloc(0),
-            compressor: 'IDENTITY',
-            status: toRpcStatus(error, rpcLog.child({ digest: formatDigest(digest) })),
-          };
-        }
-      });
-      return { responses };
-    }),
+    BatchReadBlobs: unary(
+      log,
+      'BatchReadBlobs',
+      async (request: BatchReadBlobsRequest, _call, rpcLog) => {
+        parseInstanceName(request.instanceName);
+        const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
+        const total = digests.reduce((sum, d) => sum + d.size, 0);
+        assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
+        const responses = await mapConcurrently(digests, async (digest) => {
+          try {
+            const data = await cas.readAll(digest);
+            return {
+              digest: toWireDigest(digest),
+              data,
+              compressor: 'IDENTITY',
+              status: OK_STATUS,
+            };
+          } catch (error) {
+            return {
+              digest: toWireDigest(digest),
+              data: Buffer.alloc(0),
+              compressor: 'IDENTITY',
+              status: toRpcStatus(error, rpcLog.child({ digest: formatDigest(digest) })),
+            };
+          }
+        });
+        return { responses };
+      },
+    ),
 
-    GetTree: serverStreaming(log, 'GetTree', async (call: ServerWritableStream<GetTreeRequest, unknown>) => {
-      const request = call.request;
-      parseInstanceName(request.instanceName);
-      const root = fromWireDigest(request.rootDigest, request.digestFunction);
-      if (!Number.isSafeInteger(request.pageSize) || request.pageSize < 0) {
-        throw invalidArgument(`page_size ${request.pageSize} is negative`);
-      }
-      await readTreePages(cas, call, root, request.pageSize, request.pageToken);
-    }),
+    GetTree: serverStreaming(
+      log,
+      'GetTree',
+      async (call: ServerWritableStream<GetTreeRequest, unknown>) => {
+        const request = call.request;
+        parseInstanceName(request.instanceName);
+        const root = fromWireDigest(request.rootDigest, request.digestFunction);
+        if (!Number.isSafeInteger(request.pageSize) || request.pageSize < 0) {
+          throw invalidArgument(`page_size ${request.pageSize} is negative`);
+        }
+        await readTreePages(cas, call, root, request.pageSize, request.pageToken);
+      },
+    ),
   };
 }
 
@@ -114,7 +131,10 @@ export function assertIdentity(compressor: unknown): void {
   throw new CasError('invalid_argument', `compressor ${String(compressor)} is not supported here`);
 }
 
-async function mapConcurrently<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapConcurrently<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {

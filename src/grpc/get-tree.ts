@@ -37,7 +37,8 @@ export async function readTreePages(
     for (const [i, blob] of blobs.entries()) {
       const digest = wave[i] as Digest;
       if (blob === undefined) {
-        if (first && digest === root) throw notFound(`root directory ${digest.hash} is not in the cache`);
+        if (first && digest === root)
+          throw notFound(`root directory ${digest.hash} is not in the cache`);
         continue;
       }
       if (seen.has(digestKey(digest))) continue;
@@ -51,7 +52,13 @@ export async function readTreePages(
     }
     if (directories.length >= limit || pageBytes >= MAX_PAGE_BYTES) {
       const token = queue.length > 0 ? encodeToken(queue) : '';
-      if (!(await sendWithBackpressure(call, { directories, nextPageToken: token }))) return;
+      if (
+        !(await sendWithBackpressure(call, {
+          directories,
+          nextPageToken: token,
+        }))
+      )
+        return;
       directories = [];
       pageBytes = 0;
       seen = new Set();

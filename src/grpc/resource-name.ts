@@ -104,9 +104,7 @@ function splitName(name: unknown): string[] {
 function parseInstance(segments: string[], whole: unknown): string {
   for (const segment of segments) {
     if (segment === '' || segment === '.' || segment === '..') {
-      throw invalidArgument(
-        `instance name in "${show(whole)}" has an empty, "." or ".." segment`,
-      );
+      throw invalidArgument(`instance name in "${show(whole)}" has an empty, "." or ".." segment`);
     }
     if (segment.length > MAX_SEGMENT_LENGTH) {
       throw invalidArgument(
@@ -116,7 +114,7 @@ function parseInstance(segments: string[], whole: unknown): string {
     if (RESERVED_SEGMENTS.has(segment)) {
       throw invalidArgument(`instance name in "${show(whole)}" uses reserved word "${segment}"`);
     }
-    if (/[\u0000-\u001f\u007f]/.test(segment)) {
+    if (hasControlCharacter(segment)) {
       throw invalidArgument(`instance name in "${show(whole)}" has a control character`);
     }
   }
@@ -161,6 +159,14 @@ function parseBlobPart(
   const resolved = fn ?? resolveDigestFunction(undefined, hash);
   const digest = toDigest(resolved, hash, Number(sizeText));
   return { digest, compressor, rest: segments.slice(i) };
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }
 
 function show(name: unknown): string {

@@ -9,12 +9,7 @@ import { createActionCacheService } from './action-cache-service.ts';
 import { createByteStreamService } from './bytestream-service.ts';
 import { createCapabilitiesService } from './capabilities-service.ts';
 import { createCasService } from './cas-service.ts';
-import {
-  actionCacheService,
-  byteStreamService,
-  capabilitiesService,
-  casService,
-} from './proto.ts';
+import { actionCacheService, byteStreamService, capabilitiesService, casService } from './proto.ts';
 
 /** Room for message framing, digests and statuses around the batch payload. */
 const MESSAGE_OVERHEAD_BYTES = 4 * 1024 * 1024;

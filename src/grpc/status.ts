@@ -48,7 +48,11 @@ export function toServiceError(thrown: unknown, log: Logger): Partial<ServiceErr
   } else {
     log.error({ code: error.code, err: error.cause ?? error }, error.message);
   }
-  return { code: grpcCodeOf(error.code), details: error.message, message: error.message };
+  return {
+    code: grpcCodeOf(error.code),
+    details: error.message,
+    message: error.message,
+  };
 }
 
 /** A google.rpc.Status for per-blob results inside batch responses. */

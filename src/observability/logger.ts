@@ -10,7 +10,10 @@ export function createLogger(level: string): Logger {
     base: { service: 'tessera' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-    redact: { paths: ['*.awsSecretAccessKey', '*.awsSessionToken', 'authorization'], censor: '***' },
+    redact: {
+      paths: ['*.awsSecretAccessKey', '*.awsSessionToken', 'authorization'],
+      censor: '***',
+    },
   });
 }
 

@@ -47,7 +47,13 @@ export class Spool {
   #durable: boolean;
   #closed = false;
 
-  private constructor(digest: Digest, path: string, file: FileHandle, hasher: Hasher, durable: boolean) {
+  private constructor(
+    digest: Digest,
+    path: string,
+    file: FileHandle,
+    hasher: Hasher,
+    durable: boolean,
+  ) {
     this.digest = digest;
     this.path = path;
     this.#file = file;
@@ -172,5 +178,7 @@ function stagingError(error: unknown, message: string): CasError {
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new CasError('resource_exhausted', `${message}: staging disk is full`, { cause: error });
   }
-  return new CasError('unavailable', `${message}: ${code ?? 'i/o error'}`, { cause: error });
+  return new CasError('unavailable', `${message}: ${code ?? 'i/o error'}`, {
+    cause: error,
+  });
 }

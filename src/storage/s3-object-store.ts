@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -34,7 +35,11 @@ export interface S3Settings {
   readonly partSizeBytes: number;
   readonly uploadConcurrency: number;
   readonly credentials:
-    | { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined }
+    | {
+        accessKeyId: string;
+        secretAccessKey: string;
+        sessionToken?: string | undefined;
+      }
     | undefined;
 }
 
@@ -44,13 +49,24 @@ export class ObjectMissingError extends Error {
 }
 
 const MAX_SOCKETS = 256;
+const ABORT_RETRY_BASE_MS = 500;
+const ABORT_RETRY_MAX_MS = 60_000;
+/** About an hour of retries; after that the bucket's lifecycle rule is the backstop. */
+const MAX_ABORT_ATTEMPTS = 70;
+
+/** Told about a multipart upload that could not be aborted, for the log. */
+export type AbandonedUploadHandler = (key: string, uploadId: string, error: unknown) => void;
 
 export class S3ObjectStore {
   readonly client: S3Client;
   readonly #settings: S3Settings;
+  readonly #pendingAborts = new Set<string>();
+  readonly #onAbandoned: AbandonedUploadHandler;
+  #closed = false;
 
-  constructor(settings: S3Settings) {
+  constructor(settings: S3Settings, onAbandoned: AbandonedUploadHandler = () => undefined) {
     this.#settings = settings;
+    this.#onAbandoned = onAbandoned;
     this.client = new S3Client({
       endpoint: settings.endpoint,
       region: settings.region,
@@ -82,6 +98,7 @@ export class S3ObjectStore {
   async put(digest: Digest, path: string): Promise<void> {
     const key = this.keyOf(digest);
     const { bucket } = this.#settings;
+    let upload: Upload | undefined;
     try {
       if (digest.size < this.#settings.multipartThresholdBytes) {
         await this.client.send(
@@ -94,7 +111,7 @@ export class S3ObjectStore {
         );
         return;
       }
-      const upload = new Upload({
+      upload = new Upload({
         client: this.client,
         params: { Bucket: bucket, Key: key, Body: createReadStream(path) },
         partSize: this.#settings.partSizeBytes,
@@ -103,6 +120,9 @@ export class S3ObjectStore {
       });
       await upload.done();
     } catch (error) {
+      // lib-storage aborts the multipart upload on failure, but that abort can itself fail (the
+      // store is down). Abort again here, and keep retrying in the background until it sticks.
+      if (upload?.uploadId) this.#abortSoon(key, upload.uploadId, 0);
       throw unavailable(`object store rejected the upload of ${key}: ${describe(error)}`, error);
     }
     const stored = await this.head(digest);
@@ -117,7 +137,10 @@ export class S3ObjectStore {
   async head(digest: Digest): Promise<number | undefined> {
     try {
       const answer = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.#settings.bucket, Key: this.keyOf(digest) }),
+        new HeadObjectCommand({
+          Bucket: this.#settings.bucket,
+          Key: this.keyOf(digest),
+        }),
       );
       return answer.ContentLength;
     } catch (error) {
@@ -145,20 +168,65 @@ export class S3ObjectStore {
     }
   }
 
+  /** Multipart uploads whose abort has not yet succeeded. */
+  get pendingAborts(): number {
+    return this.#pendingAborts.size;
+  }
+
+  #abortSoon(key: string, uploadId: string, attempt: number): void {
+    this.#pendingAborts.add(uploadId);
+    const run = async () => {
+      try {
+        await this.client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.#settings.bucket,
+            Key: key,
+            UploadId: uploadId,
+          }),
+        );
+        this.#pendingAborts.delete(uploadId);
+      } catch (error) {
+        if (error instanceof S3ServiceException && error.name === 'NoSuchUpload') {
+          this.#pendingAborts.delete(uploadId);
+          return;
+        }
+        if (this.#closed || attempt >= MAX_ABORT_ATTEMPTS) {
+          this.#pendingAborts.delete(uploadId);
+          this.#onAbandoned(key, uploadId, error);
+          return;
+        }
+        const timer = setTimeout(
+          () => this.#abortSoon(key, uploadId, attempt + 1),
+          Math.min(ABORT_RETRY_BASE_MS * 2 ** attempt, ABORT_RETRY_MAX_MS),
+        );
+        timer.unref();
+      }
+    };
+    void run();
+  }
+
   async delete(digest: Digest): Promise<void> {
     await this.client.send(
-      new DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: this.keyOf(digest) }),
+      new DeleteObjectCommand({
+        Bucket: this.#settings.bucket,
+        Key: this.keyOf(digest),
+      }),
     );
   }
 
   close(): void {
+    this.#closed = true;
     this.client.destroy();
   }
 }
 
 function isMissing(error: unknown): boolean {
   if (error instanceof S3ServiceException) {
-    return error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404;
+    return (
+      error.name === 'NoSuchKey' ||
+      error.name === 'NotFound' ||
+      error.$metadata.httpStatusCode === 404
+    );
   }
   return false;
 }

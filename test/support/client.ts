@@ -1,0 +1,167 @@
+// A small REAPI client for tests, built on the same protos as the server, with promise helpers for
+// the calls the suites make again and again.
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  type Client,
+  type ClientReadableStream,
+  type ClientWritableStream,
+  credentials,
+  makeClientConstructor,
+  type Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import {
+  actionCacheService,
+  byteStreamService,
+  capabilitiesService,
+  casService,
+} from '../../src/grpc/proto.ts';
+
+type WriteCallback = (error: ServiceError | null, response: { committedSize: number }) => void;
+type Untyped = Client & Record<string, (...args: unknown[]) => unknown>;
+
+export interface Digest {
+  hash: string;
+  sizeBytes: number;
+}
+
+export interface TestClient {
+  readonly cas: Untyped;
+  readonly byteStream: Untyped;
+  readonly actionCache: Untyped;
+  readonly capabilities: Untyped;
+  unary<Res>(client: Untyped, method: string, request: object): Promise<Res>;
+  /** Uploads with ByteStream Write in `chunkBytes` messages; returns committed_size. */
+  write(
+    name: string,
+    data: Buffer,
+    options?: { chunkBytes?: number; offset?: number; finish?: boolean },
+  ): Promise<number>;
+  /** Reads with ByteStream Read; resolves with every byte, rejects with the status on failure. */
+  read(
+    name: string,
+    options?: { offset?: number; limit?: number },
+  ): Promise<{ data: Buffer; chunks: number[] }>;
+  close(): void;
+}
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export function connect(address: string): TestClient {
+  const options = {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  };
+  const make = (definition: Parameters<typeof makeClientConstructor>[0]) =>
+    new (makeClientConstructor(definition, 'svc'))(
+      address,
+      credentials.createInsecure(),
+      options,
+    ) as unknown as Untyped;
+  const cas = make(casService);
+  const byteStream = make(byteStreamService);
+  const actionCache = make(actionCacheService);
+  const capabilities = make(capabilitiesService);
+
+  const unary = <Res>(client: Untyped, method: string, request: object) =>
+    new Promise<Res>((resolve, reject) => {
+      const fn = client[method] as (
+        req: object,
+        cb: (e: ServiceError | null, r: Res) => void,
+      ) => void;
+      fn.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
+    });
+
+  return {
+    cas,
+    byteStream,
+    actionCache,
+    capabilities,
+    unary,
+    write(name, data, { chunkBytes = 64 * 1024, offset = 0, finish = true } = {}) {
+      return new Promise<number>((resolve, reject) => {
+        const start = byteStream.Write as (cb: WriteCallback) => ClientWritableStream<object>;
+        const call = start.call(byteStream, (error, response) =>
+          error ? reject(error) : resolve(response.committedSize),
+        );
+        let at = offset;
+        if (data.length === offset) {
+          call.write({
+            resourceName: name,
+            writeOffset: at,
+            data: Buffer.alloc(0),
+            finishWrite: finish,
+          });
+        }
+        while (at < data.length) {
+          const end = Math.min(at + chunkBytes, data.length);
+          call.write({
+            resourceName: at === offset ? name : '',
+            writeOffset: at,
+            data: data.subarray(at, end),
+            finishWrite: finish && end === data.length,
+          });
+          at = end;
+        }
+        call.end();
+      });
+    },
+    read(name, { offset = 0, limit = 0 } = {}) {
+      return new Promise((resolve, reject) => {
+        const call = (
+          byteStream.Read as (req: object) => ClientReadableStream<{ data: Buffer }>
+        ).call(byteStream, {
+          resourceName: name,
+          readOffset: offset,
+          readLimit: limit,
+        });
+        const parts: Buffer[] = [];
+        const chunks: number[] = [];
+        call.on('data', (message: { data: Buffer }) => {
+          parts.push(message.data);
+          chunks.push(message.data.length);
+        });
+        call.on('error', reject);
+        call.on('end', () => resolve({ data: Buffer.concat(parts), chunks }));
+      });
+    },
+    close() {
+      for (const client of [cas, byteStream, actionCache, capabilities]) client.close();
+    },
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function digestOf(data: Buffer): Digest {
+  return { hash: sha256(data), sizeBytes: data.length };
+}
+
+/** Deterministic, incompressible-looking bytes. */
+export function randomBlob(size: number, seed = randomUUID()): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let at = 0; at < size; at += block.length) {
+    block.copy(out, at);
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
+
+export function uploadName(digest: Digest, instance = ''): string {
+  const prefix = instance ? `${instance}/` : '';
+  return `${prefix}uploads/${randomUUID()}/blobs/${digest.hash}/${digest.sizeBytes}`;
+}
+
+export function blobName(digest: Digest, instance = ''): string {
+  const prefix = instance ? `${instance}/` : '';
+  return `${prefix}blobs/${digest.hash}/${digest.sizeBytes}`;
+}
+
+export function codeOf(error: unknown): number | undefined {
+  return (error as ServiceError | undefined)?.code;
+}
+
+export type { Metadata };
