@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine, then the npm dependencies. Idempotent:
+# when every package is already there it skips apt entirely, so a rerun takes seconds.
+#
+# Debian packages:
+#   redis-server                              Redis for the commit index
+#   radosgw ceph-mon ceph-osd ceph-common     a throw-away Ceph cluster as the real S3 server
+#   bazel-bootstrap bazel-rules-java          Bazel as a real remote cache client
+#   openjdk-17-jdk-headless                   the JDK that Bazel builds with
+#
+# Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(
+  redis-server
+  radosgw
+  ceph-mon
+  ceph-osd
+  ceph-common
+  bazel-bootstrap
+  bazel-rules-java
+  openjdk-17-jdk-headless
+)
+binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac)
+
+is_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+missing=()
+for package in "${packages[@]}"; do
+  is_installed "$package" || missing+=("$package")
+done
+for binary in "${binaries[@]}"; do
+  if ! command -v "$binary" >/dev/null 2>&1; then
+    # A package can be marked installed with its files gone; reinstalling them all is simplest.
+    [ "${#missing[@]}" -gt 0 ] || missing=("${packages[@]}")
+    break
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "install-test-deps.sh: need root (or sudo) to install: ${missing[*]}" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  redis_was_installed=false
+  if is_installed redis-server; then
+    redis_was_installed=true
+  fi
+
+  echo "install-test-deps.sh: installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+
+  # The tests start their own redis-server on free ports. One that the package's postinst just
+  # started on 6379 would only waste memory, so stop it and keep it from coming back at boot.
+  if [ "$redis_was_installed" = false ]; then
+    if command -v service >/dev/null 2>&1; then
+      "${sudo[@]}" service redis-server stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+      "${sudo[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
+    if command -v systemctl >/dev/null 2>&1; then
+      "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+  fi
+else
+  echo "install-test-deps.sh: Debian packages already installed"
+fi
+
+if [ -f package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm install --no-audit --no-fund
+fi
