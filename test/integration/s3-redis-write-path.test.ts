@@ -1,0 +1,270 @@
+// The S3 + Redis write and read paths against a real RADOS Gateway and a real redis-server,
+// including what happens when either one dies in the middle of an upload.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { status } from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import { type App, startApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import {
+  blobName,
+  codeOf,
+  connect,
+  type Digest,
+  digestOf,
+  randomBlob,
+  type TestClient,
+  uploadName,
+} from '../support/client.ts';
+import { captureLogs } from '../support/logs.ts';
+import {
+  createTestS3Client,
+  getServices,
+  type RedisServer,
+  type RgwServer,
+  type S3Settings,
+  startRedis,
+  startRgw,
+} from '../support/services/index.ts';
+
+const MIB = 1024 * 1024;
+
+interface Rig {
+  app: App;
+  client: TestClient;
+  s3: S3Client;
+  redis: Redis;
+  prefix: string;
+  bucket: string;
+  stagingDir: string;
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+async function startRig(s3: S3Settings, redisUrl: string): Promise<Rig> {
+  const prefix = `w-${randomUUID().slice(0, 8)}/`;
+  const stagingDir = await mkdtemp(join(tmpdir(), 'tessera-staging-'));
+  const settings = loadConfig({
+    argv: ['--listen', '127.0.0.1:0'],
+    env: {
+      TESSERA_S3_ENDPOINT: s3.endpoint,
+      TESSERA_S3_BUCKET: s3.bucket,
+      TESSERA_S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+      TESSERA_S3_PREFIX: prefix,
+      TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(6 * MIB),
+      TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
+      TESSERA_REDIS_URL: redisUrl,
+      TESSERA_REDIS_PREFIX: `tessera-test:${prefix}`,
+      TESSERA_STAGING_DIR: stagingDir,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    },
+  });
+  const { log, lines } = captureLogs();
+  const app = await startApp(settings, log);
+  const client = connect(app.address);
+  const s3Client = createTestS3Client(s3);
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  return {
+    app,
+    client,
+    s3: s3Client,
+    redis,
+    prefix,
+    bucket: s3.bucket,
+    stagingDir,
+    logs: lines,
+    async close() {
+      client.close();
+      await app.close();
+      s3Client.destroy();
+      redis.disconnect();
+      await rm(stagingDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const commitKey = (rig: Rig, d: Digest) => `tessera-test:${rig.prefix}cas:sha256:${d.hash}`;
+const objectKey = (rig: Rig, d: Digest) => `${rig.prefix}cas/sha256/${d.hash}`;
+
+async function openMultipartUploads(rig: Rig): Promise<number> {
+  const answer = await rig.s3.send(
+    new ListMultipartUploadsCommand({ Bucket: rig.bucket, Prefix: rig.prefix }),
+  );
+  return answer.Uploads?.length ?? 0;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const isUnavailable = (error: unknown) => codeOf(error) === status.UNAVAILABLE;
+
+describe('S3 + Redis write path', () => {
+  let rig: Rig;
+  before(async () => {
+    const services = await getServices();
+    rig = await startRig(services.s3, services.redisUrl);
+  });
+  after(() => rig.close());
+
+  it('writes the whole object under its content key before the commit entry', async () => {
+    for (const size of [1000, 20 * MIB + 3]) {
+      const data = randomBlob(size);
+      const digest = digestOf(data);
+      await rig.client.write(uploadName(digest), data, { chunkBytes: MIB });
+      const head = await rig.s3.send(
+        new HeadObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) }),
+      );
+      assert.equal(head.ContentLength, size);
+      assert.equal(await rig.redis.get(commitKey(rig, digest)), String(size));
+      assert.ok((await rig.redis.pttl(commitKey(rig, digest))) > 0, 'commit entry has a lease');
+    }
+    assert.equal(await openMultipartUploads(rig), 0);
+    assert.deepEqual(await readdir(rig.stagingDir), []);
+  });
+
+  it('answers NOT_FOUND for a commit whose object vanished, drops it and warns', async () => {
+    const data = randomBlob(4096);
+    const digest = digestOf(data);
+    await rig.client.write(uploadName(digest), data);
+    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    await rig.s3.send(new DeleteObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) }));
+
+    await assert.rejects(rig.client.read(blobName(digest)), (e) => codeOf(e) === status.NOT_FOUND);
+    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    assert.ok(
+      rig.logs.some((l) => l.level === 'warn' && String(l.msg).includes('missing object')),
+      'a warning names the stale entry',
+    );
+    // Uploading it again heals it.
+    await rig.client.write(uploadName(digest), data);
+    assert.ok((await rig.client.read(blobName(digest))).data.equals(data));
+  });
+
+  it('refreshes the lease of blobs FindMissingBlobs finds', async () => {
+    const data = randomBlob(100);
+    const digest = digestOf(data);
+    await rig.client.write(uploadName(digest), data);
+    await rig.redis.pexpire(commitKey(rig, digest), 60_000);
+    await rig.client.unary(rig.client.cas, 'FindMissingBlobs', { blobDigests: [digest] });
+    assert.ok((await rig.redis.pttl(commitKey(rig, digest))) > 60_000);
+  });
+});
+
+describe('when the S3 server dies mid-upload', () => {
+  let rgw: RgwServer;
+  let rig: Rig;
+  before(async () => {
+    const services = await getServices();
+    rgw = await startRgw();
+    rig = await startRig(rgw, services.redisUrl);
+  });
+  after(async () => {
+    await rig.close();
+    await rgw.stop();
+  });
+
+  it('gives UNAVAILABLE, commits nothing, and accepts the upload once S3 is back', async () => {
+    const data = randomBlob(2 * MIB);
+    const digest = digestOf(data);
+    const name = uploadName(digest);
+    await rig.client.write(name, data.subarray(0, MIB), { finish: false }).catch(() => undefined);
+    await rgw.killGateway();
+
+    await assert.rejects(rig.client.write(name, data, { offset: MIB }), isUnavailable);
+    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    const missing = await rig.client.unary<{ missingBlobDigests: Digest[] }>(
+      rig.client.cas,
+      'FindMissingBlobs',
+      { blobDigests: [digest] },
+    );
+    assert.deepEqual(missing.missingBlobDigests, [digest]);
+    await assert.rejects(rig.client.read(blobName(digest)), (e) => codeOf(e) === status.NOT_FOUND);
+    assert.deepEqual(await readdir(rig.stagingDir), []);
+
+    await rgw.startGateway();
+    assert.equal(await rig.client.write(uploadName(digest), data), data.length);
+    assert.ok((await rig.client.read(blobName(digest))).data.equals(data));
+  });
+
+  it('aborts the multipart upload it broke off once S3 is back', async () => {
+    const data = randomBytes(160 * MIB);
+    const digest = digestOf(data);
+    const writing = rig.client.write(uploadName(digest), data, { chunkBytes: MIB });
+    await until('a multipart upload to start', async () => (await openMultipartUploads(rig)) > 0);
+    await rgw.killGateway();
+
+    await assert.rejects(writing, isUnavailable);
+    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    await rgw.startGateway();
+    await until('the broken multipart upload to be aborted', async () => {
+      return (await openMultipartUploads(rig)) === 0;
+    });
+    await assert.rejects(
+      rig.s3.send(new HeadObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) })),
+    );
+  });
+});
+
+describe('when Redis dies mid-upload', () => {
+  let redisServer: RedisServer;
+  let rig: Rig;
+  before(async () => {
+    const services = await getServices();
+    redisServer = await startRedis();
+    rig = await startRig(services.s3, redisServer.url);
+  });
+  after(async () => {
+    await rig.close();
+    await redisServer.stop();
+  });
+
+  it('gives UNAVAILABLE for writes, lookups and reads, and recovers when Redis returns', async () => {
+    const data = randomBlob(MIB);
+    const digest = digestOf(data);
+    const name = uploadName(digest);
+    await rig.client.write(name, data.subarray(0, 1000), { finish: false }).catch(() => undefined);
+    await redisServer.kill();
+
+    await assert.rejects(rig.client.write(name, data, { offset: 1000 }), isUnavailable);
+    await assert.rejects(
+      rig.client.unary(rig.client.cas, 'FindMissingBlobs', { blobDigests: [digest] }),
+      isUnavailable,
+    );
+    await assert.rejects(rig.client.read(blobName(digest)), isUnavailable);
+
+    await redisServer.start();
+    const missing = await until('the server to reach Redis again', async () => {
+      const answer = await rig.client.unary<{ missingBlobDigests: Digest[] }>(
+        rig.client.cas,
+        'FindMissingBlobs',
+        { blobDigests: [digest] },
+      );
+      return answer.missingBlobDigests;
+    });
+    assert.deepEqual(missing, [digest]);
+    // The bytes received before the outage are still there: the upload resumes where it stopped.
+    const progress = await rig.client.unary<{ committedSize: number }>(
+      rig.client.byteStream,
+      'QueryWriteStatus',
+      { resourceName: name },
+    );
+    assert.equal(progress.committedSize, 1000);
+    assert.equal(await rig.client.write(name, data, { offset: 1000 }), data.length);
+    assert.ok((await rig.client.read(blobName(digest))).data.equals(data));
+    assert.deepEqual(await readdir(rig.stagingDir), []);
+  });
+});
