@@ -38,15 +38,11 @@ export const outOfRange = (message: string): CasError => new CasError('out_of_ra
 export const unavailable = (message: string, cause?: unknown): CasError =>
   new CasError('unavailable', message, { cause });
 
-/** Anything thrown, as a CasError. Unknown failures become `internal` with the original as cause. */
+/**
+ * Anything thrown, as a CasError. Unknown failures become `internal` with a fixed message: their
+ * text may name hosts or paths, so it stays in `cause`, for the log.
+ */
 export function toCasError(thrown: unknown): CasError {
   if (thrown instanceof CasError) return thrown;
-  if (thrown instanceof Error) {
-    return new CasError('internal', `internal error: ${thrown.message}`, {
-      cause: thrown,
-    });
-  }
-  return new CasError('internal', `internal error: ${String(thrown)}`, {
-    cause: thrown,
-  });
+  return new CasError('internal', 'internal error', { cause: thrown });
 }

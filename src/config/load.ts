@@ -49,9 +49,10 @@ export function loadConfig({ argv, env }: LoadInput): Settings {
       if (issue.code === 'unrecognized_keys') {
         return `unknown setting(s) ${issue.keys.join(', ')} in ${configPath}; known: ${SETTING_NAMES.join(', ')}`;
       }
+      const value = raw.values[name];
       const shown = SECRET_SETTINGS.has(name as SettingName)
         ? '(redacted)'
-        : JSON.stringify(raw.values[name]);
+        : JSON.stringify(typeof value === 'string' ? maskUrlCredentials(value) : value);
       return `${name} (${raw.origin.get(name) ?? 'default'}) = ${shown}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
@@ -74,7 +75,9 @@ function assertConsistent(settings: Settings, raw: Raw): void {
   }
 }
 
+/** An empty value (or null in the file) means "not set here", as an unset variable does. */
 function set(raw: Raw, name: string, value: unknown, where: string): void {
+  if (value === '' || value === null) return;
   raw.values[name] = value;
   raw.origin.set(name, where);
 }
@@ -118,7 +121,10 @@ function readConfigFile(path: string, raw: Raw): void {
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+    // Node's message quotes the text around the fault, which may be a secret: give a position only.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    const where = position === undefined ? '' : ` (near character ${position})`;
+    throw new ConfigError(`config file ${path} is not valid JSON${where}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError(`config file ${path} must hold a JSON object of settings`);
@@ -134,7 +140,18 @@ export function redactedSummary(settings: Settings): Record<string, unknown> {
     if (value === undefined) continue;
     summary[name] = SECRET_SETTINGS.has(name) ? '(redacted)' : value;
   }
-  if (summary.redisUrl)
-    summary.redisUrl = String(summary.redisUrl).replace(/\/\/[^@/]*@/, '//***@');
+  if (typeof summary.redisUrl === 'string') summary.redisUrl = maskUrlCredentials(summary.redisUrl);
   return summary;
+}
+
+/** `scheme://user:password@host…` with the user and password (which may hold '@') replaced. */
+export function maskUrlCredentials(text: string): string {
+  const start = text.indexOf('://');
+  if (start < 0) return text;
+  const rest = text.slice(start + 3);
+  const end = rest.search(/[/?#]/);
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  const at = authority.lastIndexOf('@');
+  if (at < 0) return text;
+  return `${text.slice(0, start + 3)}***@${rest.slice(at + 1)}`;
 }

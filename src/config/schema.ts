@@ -12,8 +12,18 @@ export const S3_MAX_PART_SIZE_BYTES = 5 * 1024 * MIB;
 /** The protocol caps ByteStream read chunks here; Bazel 4 fails on chunks near 4 MiB. */
 export const MAX_READ_CHUNK_BYTES = MIB;
 
+/** Decimal digits from env or flags, or a JSON number. */
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max);
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
+    z
+      .number({
+        error: (issue) => (issue.code === 'invalid_type' ? 'expected a whole number' : undefined),
+      })
+      .int()
+      .min(min)
+      .max(max),
+  );
 
 const boolean = z.preprocess((value) => {
   if (typeof value !== 'string') return value;
@@ -23,10 +33,11 @@ const boolean = z.preprocess((value) => {
   return value;
 }, z.boolean());
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8980')
-  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'port above 65535');
+const HOST_PORT_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const hostPort = z.string().refine((value) => {
+  const port = HOST_PORT_RE.exec(value)?.[2];
+  return port !== undefined && Number(port) <= 65535;
+}, 'expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8980');
 
 const optionalText = z
   .string()

@@ -56,7 +56,7 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
       await syncDir(dirname(target));
     } catch (error) {
       await rm(staged.path, { force: true });
-      throw diskError(error, `cannot commit blob to ${target}`);
+      throw diskError(error, 'cannot commit the blob to the data directory');
     }
   }
 
@@ -102,7 +102,7 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
       await syncDir(dirname(target));
     } catch (error) {
       await rm(temp, { force: true });
-      throw diskError(error, `cannot store action result at ${target}`);
+      throw diskError(error, 'cannot store the action result');
     }
   }
 

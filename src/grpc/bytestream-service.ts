@@ -12,7 +12,7 @@ import type {
 import type { Cas } from '../cas/cas.ts';
 import { formatDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
-import type { UploadRegistry, UploadSession } from '../cas/uploads.ts';
+import type { Lease, UploadRegistry } from '../cas/uploads.ts';
 import { OffsetMismatchError } from '../staging/spool.ts';
 import type { Logger } from '../observability/logger.ts';
 import { clientStreaming, sendWithBackpressure, serverStreaming, unary } from './handlers.ts';
@@ -82,7 +82,7 @@ async function write(
   log: Logger,
 ): Promise<WriteResponse> {
   let resource: UploadResource | undefined;
-  let session: UploadSession | undefined;
+  let lease: Lease | undefined;
   let firstName = '';
   let finished = false;
   try {
@@ -101,29 +101,31 @@ async function write(
           log.debug('blob already committed; ending the write early');
           return { committedSize: resource.digest.size };
         }
-        session = await uploads.acquire(resource);
+        lease = await uploads.acquire(resource);
         firstName = request.resourceName;
       } else if (request.resourceName && request.resourceName !== firstName) {
         assertSameResource(request.resourceName, resource);
       }
-      const active = session as UploadSession;
-      await active.spool.append(request.writeOffset, request.data);
+      const active = lease as Lease;
+      active.session.assertOwner(active.owner);
+      await active.session.spool.append(request.writeOffset, request.data);
       if (request.finishWrite) {
         finished = true;
+        active.session.assertOwner(active.owner);
         uploads.forget(active);
-        session = undefined;
-        const staged = await active.spool.finish();
+        lease = undefined;
+        const staged = await active.session.spool.finish();
         await cas.commit(staged);
         log.info({ bytes: resource.digest.size }, 'committed');
         return { committedSize: resource.digest.size };
       }
     }
   } catch (error) {
-    if (session) await dropIfHopeless(uploads, session, error);
-    session = undefined;
+    if (lease) await dropIfHopeless(uploads, lease, error);
+    lease = undefined;
     throw error;
   } finally {
-    if (session) uploads.release(session);
+    if (lease) uploads.release(lease);
   }
   if (call.cancelled) throw new CasError('cancelled', 'the client cancelled the write');
   if (!resource) throw invalidArgument('Write stream carried no request');
@@ -134,9 +136,11 @@ async function write(
 }
 
 /** Keeps a session for a resume unless its data can never form the blob. */
-async function dropIfHopeless(uploads: UploadRegistry, session: UploadSession, error: unknown) {
-  if (error instanceof OffsetMismatchError) uploads.release(session);
-  else await uploads.discard(session);
+async function dropIfHopeless(uploads: UploadRegistry, lease: Lease, error: unknown) {
+  const resumable =
+    error instanceof OffsetMismatchError || (error instanceof CasError && error.code === 'aborted');
+  if (resumable) uploads.release(lease);
+  else await uploads.discard(lease);
 }
 
 function assertSameResource(name: string, first: UploadResource): void {

@@ -46,6 +46,7 @@ export class Spool {
   #size = 0;
   #durable: boolean;
   #closed = false;
+  #tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     digest: Digest,
@@ -68,7 +69,7 @@ export class Spool {
     try {
       file = await open(path, 'wx', 0o600);
     } catch (error) {
-      throw stagingError(error, `cannot create staging file in ${options.dir}`);
+      throw stagingError(error, 'cannot create a staging file');
     }
     return new Spool(digest, path, file, hasher, options.durable);
   }
@@ -80,9 +81,32 @@ export class Spool {
 
   /**
    * Appends the bytes a client sent at `offset`. Offsets must continue exactly where the last write
-   * ended; the total may not pass the digest's size.
+   * ended; the total may not pass the digest's size. Calls run one after another, in call order.
    */
-  async append(offset: number, chunk: Uint8Array): Promise<void> {
+  append(offset: number, chunk: Uint8Array): Promise<void> {
+    return this.#serialize(() => this.#append(offset, chunk));
+  }
+
+  /**
+   * Verifies size and hash and closes the file. On a mismatch the file is removed and
+   * INVALID_ARGUMENT thrown; on success the caller owns the staged file.
+   */
+  finish(): Promise<StagedBlob> {
+    return this.#serialize(() => this.#finish());
+  }
+
+  /** Closes and removes the file, after any append in progress. Safe to call more than once. */
+  discard(): Promise<void> {
+    return this.#serialize(() => this.#discard());
+  }
+
+  #serialize<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(work);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #append(offset: number, chunk: Uint8Array): Promise<void> {
     const file = this.#open();
     if (offset !== this.#size) {
       throw new OffsetMismatchError(
@@ -100,31 +124,28 @@ export class Spool {
     try {
       await file.write(chunk);
     } catch (error) {
-      throw stagingError(error, `cannot write staging file ${this.path}`);
+      throw stagingError(error, 'cannot write to the staging file');
     }
     this.#hasher.update(chunk);
     this.#size += chunk.length;
   }
 
-  /**
-   * Verifies size and hash and closes the file. On a mismatch the file is removed and
-   * INVALID_ARGUMENT thrown; on success the caller owns the staged file.
-   */
-  async finish(): Promise<StagedBlob> {
+  async #finish(): Promise<StagedBlob> {
     const file = this.#open();
     try {
       assertMatches(this.digest, this.#size, this.#hasher.digest());
       if (this.#durable) await file.sync();
       await this.#close();
     } catch (error) {
-      await this.discard();
-      throw error instanceof CasError ? error : stagingError(error, `cannot close ${this.path}`);
+      await this.#discard();
+      throw error instanceof CasError
+        ? error
+        : stagingError(error, 'cannot close the staging file');
     }
     return { digest: this.digest, path: this.path };
   }
 
-  /** Closes and removes the file. Safe to call more than once. */
-  async discard(): Promise<void> {
+  async #discard(): Promise<void> {
     await this.#close().catch(() => undefined);
     await rm(this.path, { force: true });
   }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { type ClientWritableStream, status } from '@grpc/grpc-js';
 import { toDigest } from '../../src/cas/digest.ts';
 import { encodeMessage } from '../../src/grpc/proto.ts';
 import {
@@ -213,6 +213,33 @@ export function describeConformance(mode: string, start: ServerFactory): void {
           { resourceName: name },
         );
         assert.deepEqual(done, { committedSize: data.length, complete: true });
+        assert.ok((await client.read(blobName(digest))).data.equals(data));
+      });
+
+      it('keeps the bytes of a Write the client cancelled, for a resume', async () => {
+        const data = randomBlob(300_000);
+        const digest = digestOf(data);
+        const name = uploadName(digest);
+        const call = (
+          client.byteStream.Write as (cb: () => void) => ClientWritableStream<object>
+        ).call(client.byteStream, () => undefined);
+        call.write({ resourceName: name, writeOffset: 0, data: data.subarray(0, 100_000) });
+        const status = () =>
+          client.unary<{ committedSize: number }>(client.byteStream, 'QueryWriteStatus', {
+            resourceName: name,
+          });
+        // The server takes the bytes asynchronously; wait until it reports them.
+        for (
+          let i = 0;
+          (await status().catch(() => ({ committedSize: -1 }))).committedSize < 100_000;
+          i++
+        ) {
+          assert.ok(i < 500, 'server never reported the first 100000 bytes');
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        call.cancel();
+        assert.equal((await status()).committedSize, 100_000);
+        assert.equal(await client.write(name, data, { offset: 100_000 }), data.length);
         assert.ok((await client.read(blobName(digest))).data.equals(data));
       });
 

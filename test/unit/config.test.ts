@@ -147,7 +147,7 @@ describe('loadConfig --listen', () => {
     );
     assert.match(
       configErrorOf(() => load(['--listen', 'localhost:65536'])),
-      /port above 65535/,
+      /port from 0 to 65535/,
     );
     assert.match(
       configErrorOf(() => load(['--listen', 'localhost:-1'])),

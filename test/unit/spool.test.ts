@@ -228,7 +228,7 @@ describe('Spool', () => {
     await rejectsWithCode(
       Spool.create(sha256Of(bytesOf('x')), { dir, durable: false }),
       'unavailable',
-      /cannot create staging file/,
+      /cannot create a staging file/,
     );
   });
 
