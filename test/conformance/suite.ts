@@ -243,6 +243,46 @@ export function describeConformance(mode: string, start: ServerFactory): void {
         assert.ok((await client.read(blobName(digest))).data.equals(data));
       });
 
+      it('lets a resumed Write take over from a stream the server still thinks is open', async () => {
+        const data = randomBlob(300_000);
+        const digest = digestOf(data);
+        const name = uploadName(digest);
+        let staleOutcome: Error | null | undefined;
+        const stale = (
+          client.byteStream.Write as (cb: (e: Error | null) => void) => ClientWritableStream<object>
+        ).call(client.byteStream, (error) => {
+          staleOutcome = error;
+        });
+        stale.write({ resourceName: name, writeOffset: 0, data: data.subarray(0, 100_000) });
+        const received = async () =>
+          (
+            await client
+              .unary<{ committedSize: number }>(client.byteStream, 'QueryWriteStatus', {
+                resourceName: name,
+              })
+              .catch(() => ({ committedSize: -1 }))
+          ).committedSize;
+        for (let i = 0; (await received()) < 100_000; i++) {
+          assert.ok(i < 500, 'server never reported the first 100000 bytes');
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+
+        assert.equal(await client.write(name, data, { offset: 100_000 }), data.length);
+        stale.write({ writeOffset: 100_000, data: data.subarray(100_000, 200_000) });
+        stale.end();
+        for (let i = 0; staleOutcome === undefined; i++) {
+          assert.ok(i < 5000, 'the stale Write never ended');
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        // The stale stream either saw the blob committed or was told it lost the upload.
+        assert.ok(
+          staleOutcome === null || codeOf(staleOutcome) === status.ABORTED,
+          `stale Write ended with ${staleOutcome?.message}`,
+        );
+        assert.ok((await client.read(blobName(digest))).data.equals(data));
+        assert.deepEqual(await server.stagingFiles(), []);
+      });
+
       it('rejects a write offset that skips ahead, and keeps the upload resumable', async () => {
         const data = randomBlob(100_000);
         const digest = digestOf(data);
