@@ -7,7 +7,7 @@
 //
 // An object existing says nothing about whether a blob is committed: that is the commit index's
 // job. A crash during a multipart upload leaves an incomplete upload, which S3 never shows as an
-// object; the bucket's lifecycle rule for incomplete uploads (see terraform/) reclaims it.
+// object; a bucket lifecycle rule that aborts incomplete multipart uploads reclaims it.
 import { createReadStream } from 'node:fs';
 import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
