@@ -8,9 +8,9 @@ import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.t
 import { DirectoryStore } from './embedded/directory-store.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import type { Logger } from './observability/logger.ts';
+import { prepareStagingDir } from './staging/spool.ts';
 import { S3ObjectStore } from './storage/s3-object-store.ts';
 import { S3RedisBackend } from './storage/s3-redis-backend.ts';
-import { prepareStagingDir } from './staging/spool.ts';
 
 const REDIS_STARTUP_WAIT_MS = 5_000;
 

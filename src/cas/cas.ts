@@ -3,10 +3,10 @@
 // the empty blob is always present; concurrent commits of one digest on this server share one
 // backend write; a read that ends short is an error, never a clean end of stream.
 import { rm } from 'node:fs/promises';
+import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 import { type Digest, digestKey, formatDigest, isEmptyDigest } from './digest.ts';
 import { CasError, invalidArgument, outOfRange, unavailable } from './errors.ts';
 import type { BlobStore } from './store.ts';
-import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 
 export interface CasOptions {
   readonly stagingDir: string;

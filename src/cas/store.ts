@@ -4,8 +4,9 @@
 //
 // The rule every implementation keeps: a blob is visible (findMissing, read) only once it is
 // committed, and it is committed only once the whole, verified content is durable.
-import type { Digest } from './digest.ts';
+
 import type { StagedBlob } from '../staging/spool.ts';
+import type { Digest } from './digest.ts';
 
 export interface BlobStore {
   /** fsync staging files before `commit`: true where commit is a rename of the staging file. */

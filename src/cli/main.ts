@@ -1,8 +1,9 @@
 // The `tessera` command. `tessera serve [--flags]` runs the cache server; `tessera help` prints
 // usage. This file and the logger are the only places that write to the console.
+
+import { startApp } from '../app.ts';
 import { ConfigError, loadConfig, redactedSummary } from '../config/load.ts';
 import { envNameOf, flagNameOf, SETTING_NAMES } from '../config/schema.ts';
-import { startApp } from '../app.ts';
 import { createLogger } from '../observability/logger.ts';
 
 const USAGE = `usage: tessera serve [--listen HOST:PORT] [--config FILE] [--setting value …]

@@ -13,8 +13,8 @@ import type { Cas } from '../cas/cas.ts';
 import { formatDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import type { Lease, UploadRegistry } from '../cas/uploads.ts';
-import { OffsetMismatchError } from '../staging/spool.ts';
 import type { Logger } from '../observability/logger.ts';
+import { OffsetMismatchError } from '../staging/spool.ts';
 import { clientStreaming, sendWithBackpressure, serverStreaming, unary } from './handlers.ts';
 import type {
   QueryWriteStatusRequest,

@@ -6,16 +6,16 @@ import type { Cas } from '../cas/cas.ts';
 import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { serverStreaming, unary } from './handlers.ts';
 import { readTreePages } from './get-tree.ts';
-import { parseInstanceName } from './resource-name.ts';
-import { OK_STATUS, toRpcStatus } from './status.ts';
+import { serverStreaming, unary } from './handlers.ts';
 import type {
   BatchReadBlobsRequest,
   BatchUpdateBlobsRequest,
   FindMissingBlobsRequest,
   GetTreeRequest,
 } from './messages.ts';
+import { parseInstanceName } from './resource-name.ts';
+import { OK_STATUS, toRpcStatus } from './status.ts';
 
 export interface CasServiceSettings {
   readonly maxBatchTotalSizeBytes: number;

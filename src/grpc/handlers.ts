@@ -4,10 +4,10 @@ import type {
   handleClientStreamingCall,
   handleServerStreamingCall,
   handleUnaryCall,
-  sendUnaryData,
   ServerReadableStream,
   ServerUnaryCall,
   ServerWritableStream,
+  sendUnaryData,
 } from '@grpc/grpc-js';
 import type { Logger } from '../observability/logger.ts';
 import { toServiceError } from './status.ts';

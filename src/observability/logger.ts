@@ -1,6 +1,6 @@
 // Structured JSON logs on stdout (pino). One root logger per process; each RPC gets a child that
 // carries its method, instance and digest. Nothing else in src/ writes to the console.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 

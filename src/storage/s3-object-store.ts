@@ -9,8 +9,8 @@
 // job. A crash during a multipart upload leaves an incomplete upload, which S3 never shows as an
 // object; a bucket lifecycle rule that aborts incomplete multipart uploads reclaims it.
 import { createReadStream } from 'node:fs';
-import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
+import { Agent } from 'node:https';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,

@@ -1,9 +1,10 @@
 // What the conformance suite needs from a server under test: its address, and a look behind it at
 // the backend (is there a commit, is there staging debris), so tests assert on real state.
+
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { type App, startApp } from '../../src/app.ts';
 import type { Digest } from '../../src/cas/digest.ts';

@@ -6,8 +6,8 @@ import {
   type ClientReadableStream,
   type ClientWritableStream,
   credentials,
-  makeClientConstructor,
   type Metadata,
+  makeClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
 import {

@@ -32,7 +32,14 @@ export interface StartOptions {
 export async function startTessera(options: StartOptions = {}): Promise<TesseraProcess> {
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), ENTRY, 'serve', '--listen', '127.0.0.1:0', ...(options.args ?? [])],
+    [
+      ...(options.nodeArgs ?? []),
+      ENTRY,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      ...(options.args ?? []),
+    ],
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];
@@ -41,7 +48,10 @@ export async function startTessera(options: StartOptions = {}): Promise<TesseraP
   const exited = once(child, 'exit');
 
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('tessera did not report listening in time')), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error('tessera did not report listening in time')),
+      READY_TIMEOUT_MS,
+    );
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       let entry: Record<string, unknown>;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import type { CacheCapabilities, Digest, Directory } from '../../src/grpc/messages.ts';
 import {
   type ActionResult,
   actionCacheService,
@@ -14,7 +15,6 @@ import {
   pushService,
   type Tree,
 } from '../../src/grpc/proto.ts';
-import type { CacheCapabilities, Digest, Directory } from '../../src/grpc/messages.ts';
 
 const V2 = 'build.bazel.remote.execution.v2';
 
