@@ -84,12 +84,9 @@ async function write(
   let resource: UploadResource | undefined;
   let lease: Lease | undefined;
   let firstName = '';
-  let finished = false;
   try {
+    // The reply goes out at finish_write, so anything a client sends after it is never read.
     for await (const request of call as AsyncIterable<WriteRequest>) {
-      if (finished) {
-        throw invalidArgument('the client sent data after finish_write');
-      }
       if (!resource) {
         resource = parseWriteResourceName(request.resourceName);
         assertUncompressed(resource);
@@ -110,13 +107,12 @@ async function write(
       active.session.assertOwner(active.owner);
       await active.session.spool.append(request.writeOffset, request.data);
       if (request.finishWrite) {
-        finished = true;
         active.session.assertOwner(active.owner);
         uploads.forget(active);
         lease = undefined;
         const staged = await active.session.spool.finish();
         await cas.commit(staged);
-        log.info({ bytes: resource.digest.size }, 'committed');
+        log.debug({ bytes: resource.digest.size }, 'committed');
         return { committedSize: resource.digest.size };
       }
     }
