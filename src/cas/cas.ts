@@ -6,7 +6,9 @@ import { rm } from 'node:fs/promises';
 import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 import { type Digest, digestKey, formatDigest, isEmptyDigest } from './digest.ts';
 import { CasError, invalidArgument, outOfRange, unavailable } from './errors.ts';
+import { SpoolSink } from './spool-sink.ts';
 import type { BlobStore } from './store.ts';
+import type { UploadIdentity, UploadSink } from './upload-sink.ts';
 
 export interface CasOptions {
   readonly stagingDir: string;
@@ -49,6 +51,25 @@ export class Cas {
     });
   }
 
+  /**
+   * Where the bytes of a streamed upload go: a resumable upload when the store offers one for this
+   * blob (unless `whole` asks for a spool file), otherwise a spool file committed at the end.
+   */
+  async openSink(upload: UploadIdentity, whole = false): Promise<UploadSink> {
+    const resumable = this.store.resumable;
+    if (resumable?.handles(upload.digest) && !whole) {
+      return resumable.open(upload, (digest, work, onShared) =>
+        this.commitOnce(digest, work, onShared),
+      );
+    }
+    return new SpoolSink(await this.createSpool(upload.digest), this);
+  }
+
+  /** The resume offset another replica recorded for this upload, if any. */
+  async recordedProgress(upload: UploadIdentity): Promise<number | undefined> {
+    return this.store.resumable?.progress(upload);
+  }
+
   /** Verifies and commits a whole in-memory blob (the batch RPCs). */
   async putBuffer(digest: Digest, data: Uint8Array): Promise<void> {
     if (data.length !== digest.size) {
@@ -65,17 +86,30 @@ export class Cas {
     await this.commit(staged);
   }
 
-  /**
-   * Commits a verified staged blob, consuming its file. A second commit of a digest that is already
-   * being committed here waits for the first instead of writing the backend again; if the first
-   * fails, it commits its own copy.
-   */
+  /** Commits a verified staged blob, consuming its file (see `commitOnce`). */
   async commit(staged: StagedBlob): Promise<void> {
     if (isEmptyDigest(staged.digest)) {
       await rm(staged.path, { force: true });
       return;
     }
-    const key = digestKey(staged.digest);
+    await this.commitOnce(
+      staged.digest,
+      () => this.store.commit(staged),
+      () => rm(staged.path, { force: true }),
+    );
+  }
+
+  /**
+   * Runs `work`, the commit of a verified blob, unless a commit of the same digest is already
+   * running in this process: then it waits for that one and, if it succeeded, runs `onShared`
+   * (to drop its own copy) instead of writing the backend again. If it failed, it runs `work`.
+   */
+  async commitOnce(
+    digest: Digest,
+    work: () => Promise<void>,
+    onShared: () => Promise<void>,
+  ): Promise<void> {
+    const key = digestKey(digest);
     for (;;) {
       const running = this.#inflight.get(key);
       if (!running) break;
@@ -84,16 +118,16 @@ export class Cas {
         () => false,
       );
       if (succeeded) {
-        await rm(staged.path, { force: true });
+        await onShared();
         return;
       }
     }
-    const commit = this.store.commit(staged);
+    const commit = work();
     this.#inflight.set(key, commit);
     try {
       await commit;
     } finally {
-      this.#inflight.delete(key);
+      if (this.#inflight.get(key) === commit) this.#inflight.delete(key);
     }
   }
 

@@ -2,7 +2,15 @@
 // length, and incremental hashers. Node's crypto covers MD5, SHA-1 and SHA-2; BLAKE3 comes from
 // hash-wasm, which runs the reference algorithm in WebAssembly.
 import { createHash } from 'node:crypto';
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import {
+  createBLAKE3,
+  createMD5,
+  createSHA1,
+  createSHA256,
+  createSHA384,
+  createSHA512,
+  type IHasher,
+} from 'hash-wasm';
 import { invalidArgument } from './errors.ts';
 
 /** The digest functions Tessera serves, by their REAPI enum names. */
@@ -141,6 +149,39 @@ export async function createHasher(fn: DigestFunction): Promise<Hasher> {
   return {
     update: (chunk) => void hash.update(chunk),
     digest: () => hash.digest('hex'),
+  };
+}
+
+/** A hasher whose state can be saved and restored in another process. */
+export interface ResumableHasher extends Hasher {
+  save(): Uint8Array;
+}
+
+const WASM_HASHERS: Record<DigestFunction, () => Promise<IHasher>> = {
+  SHA256: createSHA256,
+  SHA1: createSHA1,
+  MD5: createMD5,
+  SHA384: createSHA384,
+  SHA512: createSHA512,
+  BLAKE3: () => createBLAKE3(),
+};
+
+/**
+ * A WebAssembly hasher (hash-wasm) that can checkpoint its state, for uploads that may continue
+ * on another replica. Node's native hashers are faster but cannot export their state, so they
+ * serve every other upload. `state` resumes from a checkpoint that `save()` produced.
+ */
+export async function createResumableHasher(
+  fn: DigestFunction,
+  state?: Uint8Array,
+): Promise<ResumableHasher> {
+  const wasm = await WASM_HASHERS[fn]();
+  if (state) wasm.load(state);
+  else wasm.init();
+  return {
+    update: (chunk) => void wasm.update(chunk),
+    digest: () => wasm.digest('hex'),
+    save: () => wasm.save(),
   };
 }
 

@@ -7,10 +7,14 @@
 
 import type { StagedBlob } from '../staging/spool.ts';
 import type { Digest } from './digest.ts';
+import type { ResumableUploads } from './upload-sink.ts';
 
 export interface BlobStore {
   /** fsync staging files before `commit`: true where commit is a rename of the staging file. */
   readonly durableStaging: boolean;
+
+  /** Large uploads that any replica can continue, where the store supports them. */
+  readonly resumable?: ResumableUploads;
 
   /**
    * The committed size of each digest, or undefined when it is not committed (or committed with a

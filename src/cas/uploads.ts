@@ -1,32 +1,27 @@
-// ByteStream upload sessions. A Write that breaks off leaves its session (the spool file, the
-// running hash and the byte count) here, so a later Write with the same resource name continues at
-// the reported `committed_size` instead of starting over. Sessions live in this process only; one
-// idle for the configured timeout is discarded with its staging file.
+// ByteStream upload sessions in this process. A Write that breaks off leaves its session (its
+// sink: a spool file, or a resumable S3 upload) here, so a later Write with the same resource name
+// continues at the reported `committed_size` instead of starting over. Resumable S3 uploads are
+// also checkpointed in Redis, so another replica can continue them (see cas/upload-sink.ts); a
+// spool session lives here only. A session idle for the configured timeout is abandoned.
 //
 // A session has one owner at a time: the newest Write of that resource name. A client resumes only
 // after it gave up on the old stream, but the server may not have seen the old stream die yet, so a
 // new Write takes the session over and the old one, if it is still running, fails with ABORTED at
-// its next message. The spool serialises appends, so the hand-over cannot interleave bytes.
-import type { Spool } from '../staging/spool.ts';
+// its next message. Sinks serialise their appends, so the hand-over cannot interleave bytes.
 import type { Cas } from './cas.ts';
-import { type Digest, digestKey, formatDigest } from './digest.ts';
+import { digestKey, formatDigest } from './digest.ts';
 import { CasError } from './errors.ts';
-
-export interface UploadKey {
-  readonly instance: string;
-  readonly uploadId: string;
-  readonly digest: Digest;
-}
+import type { UploadIdentity, UploadSink } from './upload-sink.ts';
 
 export class UploadSession {
   readonly key: string;
-  readonly spool: Spool;
+  readonly sink: UploadSink;
   #owner: symbol;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(key: string, spool: Spool, owner: symbol) {
+  constructor(key: string, sink: UploadSink, owner: symbol) {
     this.key = key;
-    this.spool = spool;
+    this.sink = sink;
     this.#owner = owner;
   }
 
@@ -35,7 +30,7 @@ export class UploadSession {
     if (owner !== this.#owner) {
       throw new CasError(
         'aborted',
-        `a newer Write of ${formatDigest(this.spool.digest)} with the same resource name took ` +
+        `a newer Write of ${formatDigest(this.sink.digest)} with the same resource name took ` +
           'over this upload',
       );
     }
@@ -73,6 +68,10 @@ export class UploadRegistry {
   readonly #cas: Cas;
   readonly #idleTimeoutMs: number;
   readonly #sessions = new Map<string, UploadSession>();
+  /** Acquisitions in progress, so two Writes of one name never build two sinks. */
+  readonly #acquiring = new Map<string, Promise<unknown>>();
+  /** Resumable sessions per digest, so a second upload of the same blob does not stream too. */
+  readonly #streaming = new Map<string, number>();
 
   constructor(cas: Cas, idleTimeoutMs: number) {
     this.#cas = cas;
@@ -83,25 +82,18 @@ export class UploadRegistry {
     return this.#sessions.size;
   }
 
-  /** The session for this upload, created if new, owned by the caller from now on. */
-  async acquire(upload: UploadKey): Promise<Lease> {
+  /** The session for this upload, created or resumed if need be, owned by the caller from now. */
+  async acquire(upload: UploadIdentity): Promise<Lease> {
     const key = keyOf(upload);
-    const owner = Symbol(key);
-    const existing = this.#sessions.get(key);
-    if (existing) {
-      existing.takeOver(owner);
-      return { session: existing, owner };
+    const before = this.#acquiring.get(key) ?? Promise.resolve();
+    const run = before.then(() => this.#acquire(key, upload));
+    const settled = run.catch(() => undefined);
+    this.#acquiring.set(key, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#acquiring.get(key) === settled) this.#acquiring.delete(key);
     }
-    const session = new UploadSession(key, await this.#cas.createSpool(upload.digest), owner);
-    // Another Write of the same name may have created one while the spool was being made.
-    const raced = this.#sessions.get(key);
-    if (raced) {
-      await session.spool.discard();
-      raced.takeOver(owner);
-      return { session: raced, owner };
-    }
-    this.#sessions.set(key, session);
-    return { session, owner };
   }
 
   /** Hands a session back after a Write that did not finish it; it waits for a resume. */
@@ -112,35 +104,66 @@ export class UploadRegistry {
     session.park(timer);
   }
 
-  /** Drops a session whose data can never form the blob, and its file. */
+  /** Drops a session whose data can never form the blob, with everything its sink holds. */
   async discard({ session, owner }: Lease): Promise<void> {
     if (!session.isOwnedBy(owner)) return;
     await this.#drop(session);
   }
 
-  /** Forgets a session whose spool was handed on (to finish and commit). */
+  /** Forgets a session that is about to finish; its sink cleans up after itself. */
   forget({ session, owner }: Lease): void {
     if (!session.isOwnedBy(owner)) return;
-    session.unpark();
-    if (this.#sessions.get(session.key) === session) this.#sessions.delete(session.key);
+    this.#remove(session);
   }
 
-  /** Bytes received so far for an unfinished upload, or undefined when there is none. */
-  receivedBytes(upload: UploadKey): number | undefined {
-    return this.#sessions.get(keyOf(upload))?.spool.size;
+  /** Where a client may resume this upload, or undefined when no replica has it. */
+  async progress(upload: UploadIdentity): Promise<number | undefined> {
+    const local = this.#sessions.get(keyOf(upload));
+    if (local) return local.sink.resumeOffset;
+    return this.#cas.recordedProgress(upload);
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.#sessions.values()].map((session) => this.#drop(session)));
   }
 
-  async #drop(session: UploadSession): Promise<void> {
+  async #acquire(key: string, upload: UploadIdentity): Promise<Lease> {
+    const owner = Symbol(key);
+    const existing = this.#sessions.get(key);
+    if (existing) {
+      if (!existing.sink.reclaim || (await existing.sink.reclaim())) {
+        existing.takeOver(owner);
+        return { session: existing, owner };
+      }
+      // Another replica advanced the upload; continue from its checkpoint instead.
+      this.#remove(existing);
+    }
+    const digest = digestKey(upload.digest);
+    const sink = await this.#cas.openSink(upload, (this.#streaming.get(digest) ?? 0) > 0);
+    const session = new UploadSession(key, sink, owner);
+    this.#sessions.set(key, session);
+    if (sink.reclaim) this.#streaming.set(digest, (this.#streaming.get(digest) ?? 0) + 1);
+    return { session, owner };
+  }
+
+  #remove(session: UploadSession): void {
     session.unpark();
-    if (this.#sessions.get(session.key) === session) this.#sessions.delete(session.key);
-    await session.spool.discard();
+    if (this.#sessions.get(session.key) !== session) return;
+    this.#sessions.delete(session.key);
+    if (session.sink.reclaim) {
+      const digest = digestKey(session.sink.digest);
+      const count = (this.#streaming.get(digest) ?? 1) - 1;
+      if (count > 0) this.#streaming.set(digest, count);
+      else this.#streaming.delete(digest);
+    }
+  }
+
+  async #drop(session: UploadSession): Promise<void> {
+    this.#remove(session);
+    await session.sink.abandon();
   }
 }
 
-function keyOf(upload: UploadKey): string {
+function keyOf(upload: UploadIdentity): string {
   return `${upload.instance}\u0000${upload.uploadId}\u0000${digestKey(upload.digest)}`;
 }

@@ -12,9 +12,9 @@ import type {
 import type { Cas } from '../cas/cas.ts';
 import { formatDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
+import { OffsetMismatchError } from '../cas/upload-sink.ts';
 import type { Lease, UploadRegistry } from '../cas/uploads.ts';
 import type { Logger } from '../observability/logger.ts';
-import { OffsetMismatchError } from '../staging/spool.ts';
 import { clientStreaming, sendWithBackpressure, serverStreaming, unary } from './handlers.ts';
 import type {
   QueryWriteStatusRequest,
@@ -65,11 +65,11 @@ export function createByteStreamService(
         if (await cas.isCommitted(resource.digest)) {
           return { committedSize: resource.digest.size, complete: true };
         }
-        const received = uploads.receivedBytes(resource);
-        if (received === undefined) {
+        const resumeAt = await uploads.progress(resource);
+        if (resumeAt === undefined) {
           throw notFound(`no upload named "${request.resourceName}" is in progress`);
         }
-        return { committedSize: received, complete: false };
+        return { committedSize: resumeAt, complete: false };
       },
     ),
   };
@@ -105,13 +105,12 @@ async function write(
       }
       const active = lease as Lease;
       active.session.assertOwner(active.owner);
-      await active.session.spool.append(request.writeOffset, request.data);
+      await active.session.sink.append(request.writeOffset, request.data);
       if (request.finishWrite) {
         active.session.assertOwner(active.owner);
         uploads.forget(active);
         lease = undefined;
-        const staged = await active.session.spool.finish();
-        await cas.commit(staged);
+        await active.session.sink.finish();
         log.debug({ bytes: resource.digest.size }, 'committed');
         return { committedSize: resource.digest.size };
       }

@@ -15,16 +15,10 @@ import {
   formatDigest,
   type Hasher,
 } from '../cas/digest.ts';
-import { CasError, invalidArgument } from '../cas/errors.ts';
+import { CasError } from '../cas/errors.ts';
+import { newBytes } from '../cas/upload-sink.ts';
 
 const SPOOL_SUFFIX = '.spool';
-
-/** A write at an offset other than the end of what was received; the upload stays resumable. */
-export class OffsetMismatchError extends CasError {
-  constructor(message: string) {
-    super('invalid_argument', message);
-  }
-}
 
 /** A verified blob in the staging directory, ready to be committed. */
 export interface StagedBlob {
@@ -108,26 +102,15 @@ export class Spool {
 
   async #append(offset: number, chunk: Uint8Array): Promise<void> {
     const file = this.#open();
-    if (offset !== this.#size) {
-      throw new OffsetMismatchError(
-        `write offset ${offset} does not continue the upload of ${formatDigest(this.digest)}, ` +
-          `which has ${this.#size} bytes; resume at ${this.#size}`,
-      );
-    }
-    if (this.#size + chunk.length > this.digest.size) {
-      throw invalidArgument(
-        `upload of ${formatDigest(this.digest)} would reach ${this.#size + chunk.length} bytes, ` +
-          `more than the digest size ${this.digest.size}`,
-      );
-    }
-    if (chunk.length === 0) return;
+    const fresh = newBytes(this.digest, this.#size, offset, chunk);
+    if (fresh.length === 0) return;
     try {
-      await file.write(chunk);
+      await file.write(fresh);
     } catch (error) {
       throw stagingError(error, 'cannot write to the staging file');
     }
-    this.#hasher.update(chunk);
-    this.#size += chunk.length;
+    this.#hasher.update(fresh);
+    this.#size += fresh.length;
   }
 
   async #finish(): Promise<StagedBlob> {

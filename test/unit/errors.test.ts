@@ -9,7 +9,7 @@ import {
   toCasError,
   unavailable,
 } from '../../src/cas/errors.ts';
-import { OffsetMismatchError } from '../../src/staging/spool.ts';
+import { OffsetMismatchError } from '../../src/cas/upload-sink.ts';
 
 describe('CasError', () => {
   it('is an Error that carries its code, message and cause', () => {
