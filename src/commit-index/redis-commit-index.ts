@@ -28,11 +28,11 @@ const MAX_RECONNECT_DELAY_MS = 2_000;
 
 export class RedisCommitIndex {
   readonly redis: Redis;
-  readonly #prefix: string;
+  readonly prefix: string;
   readonly #leaseMs: number;
 
   constructor(settings: RedisCommitIndexSettings) {
-    this.#prefix = settings.prefix;
+    this.prefix = settings.prefix;
     this.#leaseMs = settings.leaseSeconds * 1000;
     this.redis = new Redis(settings.url, {
       lazyConnect: true,
@@ -59,11 +59,11 @@ export class RedisCommitIndex {
   }
 
   blobKey(digest: Digest): string {
-    return `${this.#prefix}cas:${digest.fn.toLowerCase()}:${digest.hash}`;
+    return `${this.prefix}cas:${digest.fn.toLowerCase()}:${digest.hash}`;
   }
 
   actionKey(instance: string, action: Digest): string {
-    return `${this.#prefix}ac:${instance}:${action.fn.toLowerCase()}:${action.hash}:${action.size}`;
+    return `${this.prefix}ac:${instance}:${action.fn.toLowerCase()}:${action.hash}:${action.size}`;
   }
 
   /** Committed sizes, refreshing leases, in one pipelined round trip. */

@@ -2,8 +2,8 @@
 //
 // Objects: `{prefix}cas/{fn}/{hash}`, the whole blob, written once per commit (rewriting the same
 // key with the same bytes is harmless, which is what makes replicas safe without locks). Small
-// blobs go up in one PutObject from the staging file; large ones in a multipart upload through
-// @aws-sdk/lib-storage, which aborts the upload when a part fails so no parts are stranded.
+// blobs go up in one PutObject from the staging file; large ones in a multipart upload whose parts
+// stream from ranges of that file (s3-multipart.ts), aborted if any part fails.
 //
 // An object existing says nothing about whether a blob is committed: that is the commit index's
 // job. A crash during a multipart upload leaves an incomplete upload, which S3 never shows as an
@@ -12,7 +12,6 @@ import { createReadStream } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent } from 'node:https';
 import {
-  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -20,10 +19,16 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Digest } from '../cas/digest.ts';
 import { unavailable } from '../cas/errors.ts';
+import {
+  type AbandonedUploadHandler,
+  type CompletedPart,
+  describeS3Error,
+  partSizeFor,
+  S3Multipart,
+} from './s3-multipart.ts';
 
 export interface S3Settings {
   readonly endpoint: string | undefined;
@@ -49,24 +54,13 @@ export class ObjectMissingError extends Error {
 }
 
 const MAX_SOCKETS = 256;
-const ABORT_RETRY_BASE_MS = 500;
-const ABORT_RETRY_MAX_MS = 60_000;
-/** About an hour of retries; after that the bucket's lifecycle rule is the backstop. */
-const MAX_ABORT_ATTEMPTS = 70;
-
-/** Told about a multipart upload that could not be aborted, for the log. */
-export type AbandonedUploadHandler = (key: string, uploadId: string, error: unknown) => void;
-
 export class S3ObjectStore {
   readonly client: S3Client;
+  readonly multipart: S3Multipart;
   readonly #settings: S3Settings;
-  readonly #pendingAborts = new Set<string>();
-  readonly #onAbandoned: AbandonedUploadHandler;
-  #closed = false;
 
   constructor(settings: S3Settings, onAbandoned: AbandonedUploadHandler = () => undefined) {
     this.#settings = settings;
-    this.#onAbandoned = onAbandoned;
     this.client = new S3Client({
       endpoint: settings.endpoint,
       region: settings.region,
@@ -84,6 +78,11 @@ export class S3ObjectStore {
         requestTimeout: 120_000,
       }),
     });
+    this.multipart = new S3Multipart(this.client, settings.bucket, onAbandoned);
+  }
+
+  get settings(): S3Settings {
+    return this.#settings;
   }
 
   keyOf(digest: Digest): string {
@@ -97,39 +96,53 @@ export class S3ObjectStore {
    */
   async put(digest: Digest, path: string): Promise<void> {
     const key = this.keyOf(digest);
-    const { bucket } = this.#settings;
-    let upload: Upload | undefined;
-    try {
-      if (digest.size < this.#settings.multipartThresholdBytes) {
+    if (digest.size < this.#settings.multipartThresholdBytes) {
+      try {
         await this.client.send(
           new PutObjectCommand({
-            Bucket: bucket,
+            Bucket: this.#settings.bucket,
             Key: key,
             Body: digest.size === 0 ? new Uint8Array(0) : createReadStream(path),
             ContentLength: digest.size,
           }),
         );
-        return;
+      } catch (error) {
+        throw unavailable(`object store rejected the upload of ${key}: ${describeS3Error(error)}`, error);
       }
-      upload = new Upload({
-        client: this.client,
-        params: { Bucket: bucket, Key: key, Body: createReadStream(path) },
-        partSize: this.#settings.partSizeBytes,
-        queueSize: this.#settings.uploadConcurrency,
-        leavePartsOnError: false,
-      });
-      await upload.done();
-    } catch (error) {
-      // lib-storage aborts the multipart upload on failure, but that abort can itself fail (the
-      // store is down). Abort again here, and keep retrying in the background until it sticks.
-      if (upload?.uploadId) this.#abortSoon(key, upload.uploadId, 0);
-      throw unavailable(`object store rejected the upload of ${key}: ${describe(error)}`, error);
+      return;
     }
+    await this.#putInParts(digest, key, path);
     const stored = await this.head(digest);
     if (stored !== digest.size) {
       throw unavailable(
         `object store holds ${stored ?? 'no'} bytes for ${key} after upload, expected ${digest.size}`,
       );
+    }
+  }
+
+  async #putInParts(digest: Digest, key: string, path: string): Promise<void> {
+    const partSize = partSizeFor(digest.size, this.#settings.partSizeBytes);
+    const count = Math.ceil(digest.size / partSize);
+    const uploadId = await this.multipart.create(key);
+    try {
+      const parts: CompletedPart[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < count) {
+          const index = next++;
+          const start = index * partSize;
+          const length = Math.min(partSize, digest.size - start);
+          parts.push(await this.multipart.uploadPart(key, uploadId, index + 1, { path, start, length }));
+        }
+      };
+      const workers = Math.min(this.#settings.uploadConcurrency, count);
+      const results = await Promise.allSettled(Array.from({ length: workers }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await this.multipart.complete(key, uploadId, parts);
+    } catch (error) {
+      await this.multipart.abort(key, uploadId);
+      throw error;
     }
   }
 
@@ -145,7 +158,7 @@ export class S3ObjectStore {
       return answer.ContentLength;
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw unavailable(`object store HEAD failed: ${describe(error)}`, error);
+      throw unavailable(`object store HEAD failed: ${describeS3Error(error)}`, error);
     }
   }
 
@@ -164,45 +177,8 @@ export class S3ObjectStore {
       return answer.Body as AsyncIterable<Uint8Array>;
     } catch (error) {
       if (isMissing(error)) throw new ObjectMissingError(`object ${key} does not exist`);
-      throw unavailable(`object store GET of ${key} failed: ${describe(error)}`, error);
+      throw unavailable(`object store GET of ${key} failed: ${describeS3Error(error)}`, error);
     }
-  }
-
-  /** Multipart uploads whose abort has not yet succeeded. */
-  get pendingAborts(): number {
-    return this.#pendingAborts.size;
-  }
-
-  #abortSoon(key: string, uploadId: string, attempt: number): void {
-    this.#pendingAborts.add(uploadId);
-    const run = async () => {
-      try {
-        await this.client.send(
-          new AbortMultipartUploadCommand({
-            Bucket: this.#settings.bucket,
-            Key: key,
-            UploadId: uploadId,
-          }),
-        );
-        this.#pendingAborts.delete(uploadId);
-      } catch (error) {
-        if (error instanceof S3ServiceException && error.name === 'NoSuchUpload') {
-          this.#pendingAborts.delete(uploadId);
-          return;
-        }
-        if (this.#closed || attempt >= MAX_ABORT_ATTEMPTS) {
-          this.#pendingAborts.delete(uploadId);
-          this.#onAbandoned(key, uploadId, error);
-          return;
-        }
-        const timer = setTimeout(
-          () => this.#abortSoon(key, uploadId, attempt + 1),
-          Math.min(ABORT_RETRY_BASE_MS * 2 ** attempt, ABORT_RETRY_MAX_MS),
-        );
-        timer.unref();
-      }
-    };
-    void run();
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -215,7 +191,7 @@ export class S3ObjectStore {
   }
 
   close(): void {
-    this.#closed = true;
+    this.multipart.close();
     this.client.destroy();
   }
 }
@@ -231,10 +207,3 @@ function isMissing(error: unknown): boolean {
   return false;
 }
 
-function describe(error: unknown): string {
-  if (error instanceof S3ServiceException) {
-    return `${error.name} (HTTP ${error.$metadata.httpStatusCode ?? '?'})`;
-  }
-  if (error instanceof Error) return (error as NodeJS.ErrnoException).code ?? error.message;
-  return String(error);
-}

@@ -13,13 +13,24 @@ import { rm } from 'node:fs/promises';
 import { type Digest, formatDigest } from '../cas/digest.ts';
 import { notFound } from '../cas/errors.ts';
 import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
+import type { CommitGate, ResumableUploads } from '../cas/upload-sink.ts';
 import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
+import { UploadStateStore } from '../commit-index/upload-state.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StagedBlob } from '../staging/spool.ts';
 import { ObjectMissingError, type S3ObjectStore } from './s3-object-store.ts';
+import { S3StreamingUpload, type StreamingUploadContext } from './s3-streaming-upload.ts';
+
+/** Settings for uploads that stream to S3 as they arrive and can resume on any replica. */
+export interface ResumableUploadSettings {
+  readonly stagingDir: string;
+  /** How long a broken-off upload's checkpoint is kept for a resume. */
+  readonly idleTimeoutMs: number;
+}
 
 export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly durableStaging = false;
+  readonly resumable: ResumableUploads | undefined;
   readonly blobs = this;
   readonly actions = this;
   readonly description: string;
@@ -27,11 +38,48 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly #index: RedisCommitIndex;
   readonly #log: Logger;
 
-  constructor(objects: S3ObjectStore, index: RedisCommitIndex, log: Logger, description: string) {
+  constructor(
+    objects: S3ObjectStore,
+    index: RedisCommitIndex,
+    log: Logger,
+    description: string,
+    resumable?: ResumableUploadSettings,
+  ) {
     this.#objects = objects;
     this.#index = index;
     this.#log = log;
     this.description = description;
+    this.resumable = resumable && this.#resumableUploads(resumable);
+  }
+
+  #resumableUploads(settings: ResumableUploadSettings): ResumableUploads {
+    const states = new UploadStateStore(
+      this.#index.redis,
+      this.#index.prefix,
+      settings.idleTimeoutMs,
+    );
+    const s3 = this.#objects.settings;
+    const context = (commitOnce: CommitGate): StreamingUploadContext => ({
+      multipart: this.#objects.multipart,
+      objects: this.#objects,
+      index: this.#index,
+      states,
+      stagingDir: settings.stagingDir,
+      partSizeBytes: s3.partSizeBytes,
+      concurrency: s3.uploadConcurrency,
+      commitOnce,
+      log: this.#log,
+    });
+    return {
+      handles: (digest) => digest.size >= s3.multipartThresholdBytes,
+      open: async (upload, commitOnce) =>
+        (await S3StreamingUpload.resume(context(commitOnce), upload)) ??
+        S3StreamingUpload.begin(context(commitOnce), upload),
+      progress: async (upload) => {
+        const checkpoint = await states.peek(upload);
+        return checkpoint && checkpoint.parts.length * checkpoint.partSize;
+      },
+    };
   }
 
   lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {

@@ -1,0 +1,16 @@
+--[[
+  Records a new resumable upload, unless one is already recorded under the key.
+
+  KEYS[1]  the upload's key ({prefix}upload:{id})
+  ARGV[1]  owner token of the session creating it
+  ARGV[2]  encoded checkpoint (JSON)
+  ARGV[3]  lifetime in milliseconds
+
+  Returns 1 when recorded, 0 when the key already existed (nothing changed).
+]]
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'checkpoint', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1

@@ -1,0 +1,351 @@
+// A large upload streamed to S3 as it arrives: bytes go to a part file in the staging directory;
+// each full part is uploaded while the next one fills (at most `concurrency` in flight, which is
+// what slows a client that sends faster than S3 takes); confirmed parts are checkpointed in Redis
+// with the hasher's state, so another replica can continue the upload after this one dies.
+//
+// Order at finish, and what a crash after each step leaves:
+//   1. size and hash verified over the bytes kept -> mismatch: abort, INVALID_ARGUMENT
+//   2. last part uploaded, all parts confirmed    -> crash: incomplete multipart upload + checkpoint
+//   3. CompleteMultipartUpload, HEAD checks size  -> crash: a whole object without commit (invisible)
+//   4. commit entry written                       -> visible everywhere; the client is answered
+//   5. checkpoint removed                         -> crash before: it expires on its own
+// The object key is content-addressed, so completing over an object another upload already wrote
+// replaces it with the same bytes; step 1 guarantees they are the same.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createResumableHasher,
+  type Digest,
+  formatDigest,
+  type ResumableHasher,
+} from '../cas/digest.ts';
+import { CasError, invalidArgument, unavailable } from '../cas/errors.ts';
+import {
+  type CommitGate,
+  newBytes,
+  type UploadIdentity,
+  type UploadSink,
+} from '../cas/upload-sink.ts';
+import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
+import type { UploadCheckpoint, UploadStateStore } from '../commit-index/upload-state.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type CompletedPart, partSizeFor, type S3Multipart } from './s3-multipart.ts';
+import type { S3ObjectStore } from './s3-object-store.ts';
+
+export interface StreamingUploadContext {
+  readonly multipart: S3Multipart;
+  readonly objects: S3ObjectStore;
+  readonly index: RedisCommitIndex;
+  readonly states: UploadStateStore;
+  readonly stagingDir: string;
+  readonly partSizeBytes: number;
+  readonly concurrency: number;
+  readonly commitOnce: CommitGate;
+  readonly log: Logger;
+}
+
+export class S3StreamingUpload implements UploadSink {
+  readonly digest: Digest;
+  readonly #ctx: StreamingUploadContext;
+  readonly #identity: UploadIdentity;
+  readonly #owner: string;
+  readonly #objectKey: string;
+  readonly #s3UploadId: string;
+  readonly #partSize: number;
+  readonly #hasher: ResumableHasher;
+  /** Parts S3 confirmed, by number; the checkpoint is their contiguous prefix. */
+  readonly #confirmed = new Map<number, CompletedPart>();
+  /** Hasher state at the end of each sealed part that is not yet in a checkpoint. */
+  readonly #hashStates = new Map<number, string>();
+  readonly #inflight = new Map<number, Promise<void>>();
+  #checkpointed: number;
+  #received: number;
+  #partNumber: number;
+  #partFile: FileHandle | undefined;
+  #partPath = '';
+  #partBytes = 0;
+  #failure: CasError | undefined;
+  #tail: Promise<unknown> = Promise.resolve();
+  #saving: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    ctx: StreamingUploadContext,
+    identity: UploadIdentity,
+    checkpoint: UploadCheckpoint,
+    hasher: ResumableHasher,
+    owner: string,
+  ) {
+    this.#ctx = ctx;
+    this.#owner = owner;
+    this.#identity = identity;
+    this.digest = identity.digest;
+    this.#objectKey = checkpoint.objectKey;
+    this.#s3UploadId = checkpoint.s3UploadId;
+    this.#partSize = checkpoint.partSize;
+    this.#hasher = hasher;
+    for (const part of checkpoint.parts) this.#confirmed.set(part.partNumber, part);
+    this.#checkpointed = checkpoint.parts.length;
+    this.#received = this.#checkpointed * this.#partSize;
+    this.#partNumber = this.#checkpointed + 1;
+  }
+
+  /** Starts a new multipart upload and records it, or takes over one recorded meanwhile. */
+  static async begin(ctx: StreamingUploadContext, identity: UploadIdentity) {
+    const objectKey = ctx.objects.keyOf(identity.digest);
+    const s3UploadId = await ctx.multipart.create(objectKey);
+    const hasher = await createResumableHasher(identity.digest.fn);
+    const checkpoint: UploadCheckpoint = {
+      objectKey,
+      s3UploadId,
+      partSize: partSizeFor(identity.digest.size, ctx.partSizeBytes),
+      parts: [],
+      hashState: Buffer.from(hasher.save()).toString('base64'),
+    };
+    const upload = new S3StreamingUpload(ctx, identity, checkpoint, hasher, randomUUID());
+    if (await ctx.states.create(identity, upload.#owner, checkpoint)) return upload;
+    await ctx.multipart.abort(objectKey, s3UploadId);
+    const resumed = await S3StreamingUpload.resume(ctx, identity);
+    if (!resumed) throw unavailable(`upload of ${formatDigest(identity.digest)} vanished`);
+    return resumed;
+  }
+
+  /** Continues an upload recorded by any replica; undefined when none is recorded. */
+  static async resume(ctx: StreamingUploadContext, identity: UploadIdentity) {
+    const owner = randomUUID();
+    const checkpoint = await ctx.states.takeOver(identity, owner);
+    if (!checkpoint) return undefined;
+    const hasher = await createResumableHasher(
+      identity.digest.fn,
+      Buffer.from(checkpoint.hashState, 'base64'),
+    );
+    const upload = new S3StreamingUpload(ctx, identity, checkpoint, hasher, owner);
+    ctx.log.info(
+      { digest: formatDigest(identity.digest), resumedAt: upload.#received },
+      'resuming an upload from its checkpoint',
+    );
+    return upload;
+  }
+
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Bytes in the last checkpoint: what every replica can resume from. */
+  get resumeOffset(): number {
+    return this.#checkpointed * this.#partSize;
+  }
+
+  append(offset: number, chunk: Uint8Array): Promise<void> {
+    return this.#serialize(async () => {
+      this.#throwIfFailed();
+      let fresh = newBytes(this.digest, this.#received, offset, chunk);
+      while (fresh.length > 0) {
+        const room = this.#partSize - this.#partBytes;
+        const piece = fresh.subarray(0, room);
+        fresh = fresh.subarray(piece.length);
+        await this.#writePiece(piece);
+        if (this.#partBytes === this.#partSize) await this.#sealPart(false);
+      }
+    });
+  }
+
+  finish(): Promise<void> {
+    return this.#serialize(async () => {
+      this.#throwIfFailed();
+      if (this.#received !== this.digest.size) {
+        await this.abandonNow();
+        throw invalidArgument(
+          `digest size ${this.digest.size} does not match ${this.#received} bytes received for ` +
+            formatDigest(this.digest),
+        );
+      }
+      const hash = this.#hasher.digest();
+      if (hash !== this.digest.hash) {
+        await this.abandonNow();
+        throw invalidArgument(
+          `data hashes to ${hash}, not to ${this.digest.hash} (${this.digest.fn.toLowerCase()})`,
+        );
+      }
+      try {
+        if (this.#partBytes > 0 || this.#partNumber === 1) await this.#sealPart(true);
+        await Promise.all(this.#inflight.values());
+        this.#throwIfFailed();
+        await this.#ctx.commitOnce(
+          this.digest,
+          () => this.#completeAndCommit(),
+          () => this.abandonNow(),
+        );
+      } catch (error) {
+        await this.abandonNow();
+        throw error;
+      }
+    });
+  }
+
+  abandon(): Promise<void> {
+    return this.#serialize(() => this.abandonNow());
+  }
+
+  /**
+   * Re-claims this upload for a new Write on this replica. False when another replica advanced it
+   * meanwhile; this sink is then detached and the caller resumes from the shared checkpoint.
+   */
+  reclaim(): Promise<boolean> {
+    return this.#serialize(async () => {
+      const checkpoint = await this.#ctx.states.takeOver(this.#identity, this.#owner);
+      if (checkpoint && checkpoint.parts.length === this.#checkpointed && !this.#failure) {
+        return true;
+      }
+      this.#failure ??= superseded(this.digest);
+      await this.#removeLocalFiles();
+      return false;
+    });
+  }
+
+  /** Drops local files and, if this sink still owns the upload, the upload itself. */
+  async abandonNow(): Promise<void> {
+    this.#failure ??= new CasError('aborted', `upload of ${formatDigest(this.digest)} was dropped`);
+    await Promise.allSettled(this.#inflight.values());
+    await this.#removeLocalFiles();
+    const owned = await this.#ctx.states.remove(this.#identity, this.#owner).catch(() => true);
+    if (owned) await this.#ctx.multipart.abort(this.#objectKey, this.#s3UploadId);
+  }
+
+  async #writePiece(piece: Uint8Array): Promise<void> {
+    if (!this.#partFile) {
+      this.#partPath = join(this.#ctx.stagingDir, `${randomBytes(12).toString('hex')}.spool`);
+      this.#partFile = await open(this.#partPath, 'wx', 0o600).catch((error: unknown) => {
+        throw stagingFailure(error);
+      });
+    }
+    await this.#partFile.write(piece).catch((error: unknown) => {
+      throw stagingFailure(error);
+    });
+    this.#hasher.update(piece);
+    this.#partBytes += piece.length;
+    this.#received += piece.length;
+  }
+
+  /**
+   * Closes the current part and starts its upload, waiting first if too many are in flight. The
+   * hasher's state is kept for the part's checkpoint, except after the last part (`final`), when
+   * the hasher has already produced its digest.
+   */
+  async #sealPart(final: boolean): Promise<void> {
+    const partNumber = this.#partNumber;
+    const path = this.#partPath;
+    const length = this.#partBytes;
+    await this.#partFile?.close();
+    this.#partFile = undefined;
+    this.#partBytes = 0;
+    this.#partNumber += 1;
+    if (!final) {
+      this.#hashStates.set(partNumber, Buffer.from(this.#hasher.save()).toString('base64'));
+    }
+
+    while (this.#inflight.size >= this.#ctx.concurrency) {
+      await Promise.race(this.#inflight.values());
+    }
+    this.#throwIfFailed();
+    const source = { path, start: 0, length };
+    const upload = this.#ctx.multipart
+      .uploadPart(this.#objectKey, this.#s3UploadId, partNumber, source)
+      .then(
+        (part) => {
+          this.#confirmed.set(partNumber, part);
+          this.#advanceCheckpoint();
+        },
+        (error: unknown) => {
+          this.#failure ??= error instanceof CasError ? error : unavailable('part upload failed');
+        },
+      )
+      .finally(() => {
+        this.#inflight.delete(partNumber);
+        if (path) void rm(path, { force: true });
+      });
+    this.#inflight.set(partNumber, upload);
+  }
+
+  /** Saves the longest run of confirmed parts from part 1, one save at a time. */
+  #advanceCheckpoint(): void {
+    let next = this.#checkpointed;
+    while (this.#confirmed.has(next + 1)) next += 1;
+    // The last part may be short; it never goes into a checkpoint, which only holds whole parts.
+    if (next * this.#partSize > this.digest.size) next -= 1;
+    const hashState = this.#hashStates.get(next);
+    if (next === this.#checkpointed || hashState === undefined) return;
+    const checkpoint: UploadCheckpoint = {
+      objectKey: this.#objectKey,
+      s3UploadId: this.#s3UploadId,
+      partSize: this.#partSize,
+      parts: [...Array(next).keys()].map((i) => this.#confirmed.get(i + 1) as CompletedPart),
+      hashState,
+    };
+    this.#checkpointed = next;
+    for (const n of this.#hashStates.keys()) if (n <= next) this.#hashStates.delete(n);
+    this.#saving = this.#saving.then(async () => {
+      try {
+        const saved = await this.#ctx.states.save(this.#identity, this.#owner, checkpoint);
+        if (!saved) this.#failure ??= superseded(this.digest);
+      } catch (error) {
+        // A lost checkpoint only costs a longer resend after a crash; the upload goes on.
+        this.#ctx.log.warn(
+          { err: error, digest: formatDigest(this.digest) },
+          'checkpoint not saved',
+        );
+      }
+    });
+  }
+
+  async #completeAndCommit(): Promise<void> {
+    const [already] = await this.#ctx.index.lookup([this.digest]);
+    if (already !== undefined) {
+      await this.abandonNow();
+      return;
+    }
+    const parts = [...this.#confirmed.values()];
+    await this.#ctx.multipart.complete(this.#objectKey, this.#s3UploadId, parts);
+    const stored = await this.#ctx.objects.head(this.digest);
+    if (stored !== this.digest.size) {
+      throw unavailable(
+        `object store holds ${stored ?? 'no'} bytes for ${this.#objectKey} after upload, ` +
+          `expected ${this.digest.size}`,
+      );
+    }
+    await this.#ctx.index.markCommitted(this.digest);
+    await this.#saving;
+    await this.#ctx.states.remove(this.#identity, this.#owner).catch(() => false);
+  }
+
+  async #removeLocalFiles(): Promise<void> {
+    await this.#partFile?.close().catch(() => undefined);
+    this.#partFile = undefined;
+    if (this.#partPath) await rm(this.#partPath, { force: true });
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  #serialize<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(work);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function superseded(digest: Digest): CasError {
+  return new CasError(
+    'aborted',
+    `upload of ${formatDigest(digest)} was taken over by another Write; resume there`,
+  );
+}
+
+function stagingFailure(error: unknown): CasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new CasError('resource_exhausted', 'staging disk is full', { cause: error });
+  }
+  return unavailable(`cannot write to the staging file: ${code ?? 'i/o error'}`, error);
+}
