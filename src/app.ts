@@ -1,5 +1,8 @@
-// The composition root: builds the backend for the configured mode, the CAS, the upload registry
-// and the gRPC server, and tears them down in order.
+// The composition root: builds the backend for the configured mode, the CAS, the upload registry,
+// the asset store and the gRPC server, and tears them down in order.
+import type { AssetStore } from './asset/asset-store.ts';
+import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
+import { RedisAssetStore } from './asset/redis-asset-store.ts';
 import { Cas } from './cas/cas.ts';
 import type { Backend } from './cas/store.ts';
 import { UploadRegistry } from './cas/uploads.ts';
@@ -17,6 +20,7 @@ const REDIS_STARTUP_WAIT_MS = 5_000;
 export interface App {
   readonly address: string;
   readonly backend: Backend;
+  readonly assets: AssetStore;
   close(): Promise<void>;
 }
 
@@ -26,7 +30,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   if (swept > 0)
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
-  const backend = await createBackend(settings, log);
+  const { backend, assets } = await createBackend(settings, log);
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
@@ -36,6 +40,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     cas,
     uploads,
     actions: backend.actions,
+    assets,
     maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
     log,
   });
@@ -50,6 +55,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   return {
     address,
     backend,
+    assets,
     async close() {
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
       await uploads.closeAll();
@@ -58,8 +64,16 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   };
 }
 
-async function createBackend(settings: Settings, log: Logger): Promise<Backend> {
-  if (!isCloudMode(settings)) return new DirectoryStore(settings.dataDir);
+async function createBackend(
+  settings: Settings,
+  log: Logger,
+): Promise<{ backend: Backend; assets: AssetStore }> {
+  if (!isCloudMode(settings)) {
+    return {
+      backend: new DirectoryStore(settings.dataDir),
+      assets: new DirectoryAssetStore(settings.dataDir),
+    };
+  }
 
   const bucket = settings.s3Bucket as string;
   const objects = new S3ObjectStore(
@@ -93,5 +107,14 @@ async function createBackend(settings: Settings, log: Logger): Promise<Backend> 
     log.warn('redis is not reachable yet; serving UNAVAILABLE until it is');
   }
   const where = `s3://${bucket}/${settings.s3Prefix} via ${settings.s3Endpoint ?? 'AWS'}`;
-  return new S3RedisBackend(objects, index, log, `${where}, commits in redis`);
+  return {
+    backend: new S3RedisBackend(objects, index, log, `${where}, commits in redis`, {
+      stagingDir: defaultStagingDir(settings),
+      idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,
+    }),
+    assets: new RedisAssetStore(index.redis, {
+      prefix: settings.redisPrefix,
+      leaseSeconds: settings.casLeaseSeconds,
+    }),
+  };
 }

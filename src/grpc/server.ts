@@ -1,6 +1,8 @@
-// The gRPC server: the four REAPI services on one port, with message limits that match what
-// Capabilities advertises.
+// The gRPC server: the four REAPI services and the two Remote Asset services on one port, with
+// message limits that match what Capabilities advertises.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { createFetchService, createPushService } from '../asset/asset-service.ts';
+import type { AssetStore } from '../asset/asset-store.ts';
 import type { Cas } from '../cas/cas.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
 import type { UploadRegistry } from '../cas/uploads.ts';
@@ -9,7 +11,14 @@ import { createActionCacheService } from './action-cache-service.ts';
 import { createByteStreamService } from './bytestream-service.ts';
 import { createCapabilitiesService } from './capabilities-service.ts';
 import { createCasService } from './cas-service.ts';
-import { actionCacheService, byteStreamService, capabilitiesService, casService } from './proto.ts';
+import {
+  actionCacheService,
+  byteStreamService,
+  capabilitiesService,
+  casService,
+  fetchService,
+  pushService,
+} from './proto.ts';
 
 /** Room for message framing, digests and statuses around the batch payload. */
 const MESSAGE_OVERHEAD_BYTES = 4 * 1024 * 1024;
@@ -18,6 +27,7 @@ export interface GrpcServerDeps {
   readonly cas: Cas;
   readonly uploads: UploadRegistry;
   readonly actions: ActionCacheStore;
+  readonly assets: AssetStore;
   readonly maxBatchTotalSizeBytes: number;
   readonly log: Logger;
 }
@@ -35,6 +45,8 @@ export function createGrpcServer(deps: GrpcServerDeps): Server {
   server.addService(casService, createCasService(deps.cas, settings, deps.log));
   server.addService(byteStreamService, createByteStreamService(deps.cas, deps.uploads, deps.log));
   server.addService(actionCacheService, createActionCacheService(deps.cas, deps.actions, deps.log));
+  server.addService(fetchService, createFetchService(deps.cas, deps.assets, deps.log));
+  server.addService(pushService, createPushService(deps.cas, deps.assets, deps.log));
   return server;
 }
 
