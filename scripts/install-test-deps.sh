@@ -7,6 +7,7 @@
 #   radosgw ceph-mon ceph-osd ceph-common     a throw-away Ceph cluster as the real S3 server
 #   bazel-bootstrap bazel-rules-java          Bazel as a real remote cache client
 #   openjdk-17-jdk-headless                   the JDK that Bazel builds with
+#   buildstream                               BuildStream 1.6.8, a Remote Asset API client
 #
 # Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
 set -euo pipefail
@@ -21,8 +22,9 @@ packages=(
   bazel-bootstrap
   bazel-rules-java
   openjdk-17-jdk-headless
+  buildstream
 )
-binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac)
+binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

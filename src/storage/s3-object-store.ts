@@ -107,7 +107,10 @@ export class S3ObjectStore {
           }),
         );
       } catch (error) {
-        throw unavailable(`object store rejected the upload of ${key}: ${describeS3Error(error)}`, error);
+        throw unavailable(
+          `object store rejected the upload of ${key}: ${describeS3Error(error)}`,
+          error,
+        );
       }
       return;
     }
@@ -132,7 +135,9 @@ export class S3ObjectStore {
           const index = next++;
           const start = index * partSize;
           const length = Math.min(partSize, digest.size - start);
-          parts.push(await this.multipart.uploadPart(key, uploadId, index + 1, { path, start, length }));
+          parts.push(
+            await this.multipart.uploadPart(key, uploadId, index + 1, { path, start, length }),
+          );
         }
       };
       const workers = Math.min(this.#settings.uploadConcurrency, count);
@@ -206,4 +211,3 @@ function isMissing(error: unknown): boolean {
   }
   return false;
 }
-
