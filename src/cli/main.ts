@@ -1,10 +1,12 @@
-// The `tessera` command. `tessera serve [--flags]` runs the cache server; `tessera help` prints
-// usage. This file and the logger are the only places that write to the console.
+// The `tessera` command. `tessera serve [--flags]` runs the cache server; `tessera upload`,
+// `download` and `cat` are the client (src/cli/client-commands.ts); `tessera help` prints usage.
+// The CLI and the logger are the only places that write to the console.
 
 import { startApp } from '../app.ts';
 import { ConfigError, loadConfig, redactedSummary } from '../config/load.ts';
 import { envNameOf, flagNameOf, SETTING_NAMES } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
+import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from './client-commands.ts';
 
 const USAGE = `usage: tessera serve [--listen HOST:PORT] [--config FILE] [--setting value …]
 
@@ -13,7 +15,8 @@ local directory (--data-dir); with both it serves from S3 and commits in Redis.
 
 Settings (flag, environment variable):
 ${SETTING_NAMES.map((name) => `  ${(flagNameOf(name) ?? '').padEnd(32)} ${envNameOf(name)}`).join('\n')}
-`;
+
+${CLIENT_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -21,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
+  if (CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest, process.env);
   if (command !== 'serve') {
     process.stderr.write(`tessera: unknown command "${command}"\n\n${USAGE}`);
     return 2;
