@@ -3,7 +3,9 @@
 // refuses a mapping to a partial tree and Fetch never hands out one. The check goes through
 // `Cas.findMissing` and `Cas.readAll`, so it sees exactly the commits the CAS serves and refreshes
 // the lease of everything it finds, keeping a fetched asset's content alive.
+
 import type { Cas } from '../cas/cas.ts';
+import { mapConcurrently } from '../cas/concurrency.ts';
 import { type Digest, digestKey, formatDigest, fromWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
 import type { Directory } from '../grpc/messages.ts';
@@ -70,7 +72,9 @@ export async function findMissingInTrees(
     const [missingDirectory] = await cas.findMissing(level);
     if (missingDirectory) return missingDirectory;
 
-    const read = await mapConcurrently(level, (digest) => readDirectory(cas, digest));
+    const read = await mapConcurrently(level, READ_CONCURRENCY, (digest) =>
+      readDirectory(cas, digest),
+    );
     const vanished = read.find((entry) => entry.directory === undefined);
     if (vanished) return vanished.digest;
 
@@ -135,20 +139,4 @@ function unseen(digests: readonly Digest[], seen: Set<string>): Digest[] {
     fresh.push(digest);
   }
   return fresh;
-}
-
-async function mapConcurrently<T, R>(
-  items: readonly T[],
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, items.length) }, worker));
-  return results;
 }

@@ -11,15 +11,15 @@
 //
 // Like the rest of embedded mode there are no leases: a record stays until a push replaces it.
 // Expired records are kept but never served (the service checks `expire_at` on every fetch).
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { CasError, unavailable } from '../cas/errors.ts';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { diskError } from '../cas/errors.ts';
+import { writeFileDurably } from '../embedded/durable-file.ts';
 import type { AssetStore } from './asset-store.ts';
 
 export class DirectoryAssetStore implements AssetStore {
   readonly #root: string;
-  readonly #knownDirs = new Set<string>();
 
   /** `dataDir` is the embedded store's data directory; records go under its `asset/`. */
   constructor(dataDir: string) {
@@ -41,45 +41,6 @@ export class DirectoryAssetStore implements AssetStore {
   }
 
   async put(instance: string, key: string, encoded: Uint8Array): Promise<void> {
-    const target = this.pathOf(instance, key);
-    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await this.#ensureDir(dirname(target));
-      const file = await open(temp, 'wx', 0o644);
-      try {
-        await file.writeFile(encoded);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(temp, target);
-      await syncDir(dirname(target));
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw diskError(error, 'cannot store the asset record');
-    }
+    await writeFileDurably(this.pathOf(instance, key), encoded, 'the asset record');
   }
-
-  async #ensureDir(dir: string): Promise<void> {
-    if (this.#knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    this.#knownDirs.add(dir);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function diskError(error: unknown, message: string): CasError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CasError('resource_exhausted', `${message}: disk is full`, { cause: error });
-  }
-  return unavailable(`${message}: ${code ?? 'i/o error'}`, error);
 }

@@ -46,3 +46,12 @@ export function toCasError(thrown: unknown): CasError {
   if (thrown instanceof CasError) return thrown;
   return new CasError('internal', 'internal error', { cause: thrown });
 }
+
+/** A filesystem failure as the client should see it: a full disk is RESOURCE_EXHAUSTED. */
+export function diskError(error: unknown, message: string): CasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new CasError('resource_exhausted', `${message}: disk is full`, { cause: error });
+  }
+  return unavailable(`${message}: ${code ?? 'i/o error'}`, error);
+}

@@ -10,14 +10,16 @@
 // directory fsynced; the final path existing is the commit. A crash before the rename leaves only a
 // spool file (swept at the next start); after it, the blob is whole. Action results go through a
 // temp file, fsync, rename and directory fsync the same way.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { mapConcurrently } from '../cas/concurrency.ts';
 import type { Digest } from '../cas/digest.ts';
-import { CasError, notFound, unavailable } from '../cas/errors.ts';
+import { diskError, notFound } from '../cas/errors.ts';
 import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
 import type { StagedBlob } from '../staging/spool.ts';
+import { ensureDir, syncDir, writeFileDurably } from './durable-file.ts';
 
 const LOOKUP_CONCURRENCY = 64;
 
@@ -27,31 +29,20 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
   readonly actions = this;
   readonly description: string;
   readonly #root: string;
-  readonly #knownDirs = new Set<string>();
 
   constructor(root: string) {
     this.#root = root;
     this.description = `embedded store in ${root}`;
   }
 
-  async lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {
-    const sizes: (number | undefined)[] = new Array(digests.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < digests.length) {
-        const i = next++;
-        const digest = digests[i] as Digest;
-        sizes[i] = await this.#committedSize(digest);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, digests.length) }, worker));
-    return sizes;
+  lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {
+    return mapConcurrently(digests, LOOKUP_CONCURRENCY, (digest) => this.#committedSize(digest));
   }
 
   async commit(staged: StagedBlob): Promise<void> {
     const target = this.#blobPath(staged.digest);
     try {
-      await this.#ensureDir(dirname(target));
+      await ensureDir(dirname(target));
       await rename(staged.path, target);
       await syncDir(dirname(target));
     } catch (error) {
@@ -87,23 +78,7 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
   }
 
   async putActionResult(instance: string, action: Digest, encoded: Uint8Array): Promise<void> {
-    const target = this.#actionPath(instance, action);
-    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await this.#ensureDir(dirname(target));
-      const file = await open(temp, 'wx', 0o644);
-      try {
-        await file.writeFile(encoded);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(temp, target);
-      await syncDir(dirname(target));
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw diskError(error, 'cannot store the action result');
-    }
+    await writeFileDurably(this.#actionPath(instance, action), encoded, 'the action result');
   }
 
   async close(): Promise<void> {}
@@ -128,29 +103,4 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
     const fn = action.fn.toLowerCase();
     return join(this.#root, 'ac', space, fn, `${action.hash}-${action.size}`);
   }
-
-  async #ensureDir(dir: string): Promise<void> {
-    if (this.#knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    this.#knownDirs.add(dir);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function diskError(error: unknown, message: string): CasError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CasError('resource_exhausted', `${message}: disk is full`, {
-      cause: error,
-    });
-  }
-  return unavailable(`${message}: ${code ?? 'i/o error'}`, error);
 }

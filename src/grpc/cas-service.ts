@@ -1,8 +1,10 @@
 // ContentAddressableStorage: FindMissingBlobs, BatchUpdateBlobs, BatchReadBlobs, GetTree.
 // The CAS is shared by all instance names (content addressing makes that safe); instance names are
 // validated but do not namespace blobs.
+
 import type { ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Cas } from '../cas/cas.ts';
+import { mapConcurrently } from '../cas/concurrency.ts';
 import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -52,20 +54,27 @@ export function createCasService(
         parseInstanceName(request.instanceName);
         const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
         assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
-        const responses = await mapConcurrently(request.requests, async (entry) => {
-          let digest: Digest | undefined;
-          try {
-            digest = fromWireDigest(entry.digest, request.digestFunction);
-            assertIdentity(entry.compressor);
-            await cas.putBuffer(digest, entry.data);
-            return { digest: toWireDigest(digest), status: OK_STATUS };
-          } catch (error) {
-            return {
-              digest: entry.digest,
-              status: toRpcStatus(error, rpcLog.child({ digest: digest && formatDigest(digest) })),
-            };
-          }
-        });
+        const responses = await mapConcurrently(
+          request.requests,
+          BATCH_CONCURRENCY,
+          async (entry) => {
+            let digest: Digest | undefined;
+            try {
+              digest = fromWireDigest(entry.digest, request.digestFunction);
+              assertIdentity(entry.compressor);
+              await cas.putBuffer(digest, entry.data);
+              return { digest: toWireDigest(digest), status: OK_STATUS };
+            } catch (error) {
+              return {
+                digest: entry.digest,
+                status: toRpcStatus(
+                  error,
+                  rpcLog.child({ digest: digest && formatDigest(digest) }),
+                ),
+              };
+            }
+          },
+        );
         return { responses };
       },
     ),
@@ -78,7 +87,7 @@ export function createCasService(
         const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
-        const responses = await mapConcurrently(digests, async (digest) => {
+        const responses = await mapConcurrently(digests, BATCH_CONCURRENCY, async (digest) => {
           try {
             const data = await cas.readAll(digest);
             return {
@@ -129,20 +138,4 @@ function assertBatchSize(method: string, total: number, limit: number): void {
 export function assertIdentity(compressor: unknown): void {
   if (compressor === undefined || compressor === 'IDENTITY' || compressor === 0) return;
   throw new CasError('invalid_argument', `compressor ${String(compressor)} is not supported here`);
-}
-
-async function mapConcurrently<T, R>(
-  items: readonly T[],
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, worker));
-  return results;
 }

@@ -15,7 +15,7 @@ import {
   formatDigest,
   type Hasher,
 } from '../cas/digest.ts';
-import { CasError } from '../cas/errors.ts';
+import { CasError, diskError } from '../cas/errors.ts';
 import { newBytes } from '../cas/upload-sink.ts';
 
 const SPOOL_SUFFIX = '.spool';
@@ -63,7 +63,7 @@ export class Spool {
     try {
       file = await open(path, 'wx', 0o600);
     } catch (error) {
-      throw stagingError(error, 'cannot create a staging file');
+      throw diskError(error, 'cannot create a staging file');
     }
     return new Spool(digest, path, file, hasher, options.durable);
   }
@@ -107,7 +107,7 @@ export class Spool {
     try {
       await file.write(fresh);
     } catch (error) {
-      throw stagingError(error, 'cannot write to the staging file');
+      throw diskError(error, 'cannot write to the staging file');
     }
     this.#hasher.update(fresh);
     this.#size += fresh.length;
@@ -121,9 +121,7 @@ export class Spool {
       await this.#close();
     } catch (error) {
       await this.#discard();
-      throw error instanceof CasError
-        ? error
-        : stagingError(error, 'cannot close the staging file');
+      throw error instanceof CasError ? error : diskError(error, 'cannot close the staging file');
     }
     return { digest: this.digest, path: this.path };
   }
@@ -175,14 +173,4 @@ export async function sweepStaging(dir: string): Promise<number> {
   const orphans = names.filter((name) => name.endsWith(SPOOL_SUFFIX));
   await Promise.all(orphans.map((name) => rm(join(dir, name), { force: true })));
   return orphans.length;
-}
-
-function stagingError(error: unknown, message: string): CasError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CasError('resource_exhausted', `${message}: staging disk is full`, { cause: error });
-  }
-  return new CasError('unavailable', `${message}: ${code ?? 'i/o error'}`, {
-    cause: error,
-  });
 }

@@ -20,7 +20,7 @@ import {
   formatDigest,
   type ResumableHasher,
 } from '../cas/digest.ts';
-import { CasError, invalidArgument, unavailable } from '../cas/errors.ts';
+import { CasError, diskError, invalidArgument, unavailable } from '../cas/errors.ts';
 import {
   type CommitGate,
   newBytes,
@@ -216,11 +216,11 @@ export class S3StreamingUpload implements UploadSink {
     if (!this.#partFile) {
       this.#partPath = join(this.#ctx.stagingDir, `${randomBytes(12).toString('hex')}.spool`);
       this.#partFile = await open(this.#partPath, 'wx', 0o600).catch((error: unknown) => {
-        throw stagingFailure(error);
+        throw diskError(error, 'cannot write to the staging file');
       });
     }
     await this.#partFile.write(piece).catch((error: unknown) => {
-      throw stagingFailure(error);
+      throw diskError(error, 'cannot write to the staging file');
     });
     this.#hasher.update(piece);
     this.#partBytes += piece.length;
@@ -340,12 +340,4 @@ function superseded(digest: Digest): CasError {
     'aborted',
     `upload of ${formatDigest(digest)} was taken over by another Write; resume there`,
   );
-}
-
-function stagingFailure(error: unknown): CasError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CasError('resource_exhausted', 'staging disk is full', { cause: error });
-  }
-  return unavailable(`cannot write to the staging file: ${code ?? 'i/o error'}`, error);
 }
