@@ -12,11 +12,11 @@ export interface TesseraProcess {
   /** host:port the server listens on. */
   readonly address: string;
   readonly child: ChildProcess;
-  /** Every log line the server printed so far, parsed. */
+  /** Every log line the server printed so far, parsed; complete once stop() or kill() resolves. */
   readonly logs: Record<string, unknown>[];
-  /** SIGTERM, then wait for exit. Returns the exit code. */
+  /** SIGTERM, then wait for exit and the end of its output. Returns the exit code. */
   stop(): Promise<number | null>;
-  /** SIGKILL, then wait for exit. */
+  /** SIGKILL, then wait for exit and the end of its output. */
   kill(): Promise<void>;
 }
 
@@ -45,7 +45,8 @@ export async function startTessera(options: StartOptions = {}): Promise<TesseraP
   const logs: Record<string, unknown>[] = [];
   const stderr: string[] = [];
   child.stderr?.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
-  const exited = once(child, 'exit');
+  // 'close' comes after 'exit' and after stdout has ended, so by then every log line is in `logs`.
+  const closed = once(child, 'close');
 
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
@@ -77,15 +78,13 @@ export async function startTessera(options: StartOptions = {}): Promise<TesseraP
     child,
     logs,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const [code] = (await closed) as [number | null];
       return code;
     },
     async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await closed;
     },
   };
 }
