@@ -10,8 +10,10 @@ import { RedisCommitIndex } from './commit-index/redis-commit-index.ts';
 import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
 import { DirectoryStore } from './embedded/directory-store.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
+import { armCrashPoints } from './observability/crash-points.ts';
 import type { Logger } from './observability/logger.ts';
 import { prepareStagingDir } from './staging/spool.ts';
+import { MultipartJanitor } from './storage/janitor.ts';
 import { S3ObjectStore } from './storage/s3-object-store.ts';
 import { S3RedisBackend } from './storage/s3-redis-backend.ts';
 
@@ -25,12 +27,15 @@ export interface App {
 }
 
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
+  armCrashPoints(settings.crashPoints);
+  if (settings.crashPoints) log.warn({ crashPoints: settings.crashPoints }, 'crash points armed');
   const stagingDir = defaultStagingDir(settings);
   const swept = await prepareStagingDir(stagingDir);
   if (swept > 0)
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
-  const { backend, assets } = await createBackend(settings, log);
+  const { backend, assets, janitor } = await createBackend(settings, log);
+  janitor?.start();
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
@@ -59,6 +64,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     async close() {
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
       await uploads.closeAll();
+      await janitor?.stop();
       await backend.close();
     },
   };
@@ -67,7 +73,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
 async function createBackend(
   settings: Settings,
   log: Logger,
-): Promise<{ backend: Backend; assets: AssetStore }> {
+): Promise<{ backend: Backend; assets: AssetStore; janitor?: MultipartJanitor }> {
   if (!isCloudMode(settings)) {
     return {
       backend: new DirectoryStore(settings.dataDir),
@@ -107,7 +113,21 @@ async function createBackend(
     log.warn('redis is not reachable yet; serving UNAVAILABLE until it is');
   }
   const where = `s3://${bucket}/${settings.s3Prefix} via ${settings.s3Endpoint ?? 'AWS'}`;
+  const janitor = new MultipartJanitor(
+    objects.client,
+    objects.multipart,
+    index.redis,
+    {
+      bucket,
+      keyPrefix: `${settings.s3Prefix}cas/`,
+      markerPrefix: `${settings.redisPrefix}mpu:`,
+      graceMs: settings.abandonedUploadGraceSeconds * 1000,
+      intervalMs: settings.janitorIntervalSeconds * 1000,
+    },
+    log,
+  );
   return {
+    janitor,
     backend: new S3RedisBackend(objects, index, log, `${where}, commits in redis`, {
       stagingDir: defaultStagingDir(settings),
       idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,

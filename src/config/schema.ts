@@ -75,6 +75,16 @@ export const settingsSchema = z
     readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
     uploadIdleTimeoutSeconds: integer(1).default(600),
     shutdownGraceSeconds: integer(0).default(30),
+    janitorIntervalSeconds: integer(0).default(900),
+    abandonedUploadGraceSeconds: integer(0).default(3600),
+    /** For crash tests only: see src/observability/crash-points.ts. */
+    crashPoints: z
+      .string()
+      .regex(
+        /^([a-z0-9-]+(:\d+)?)(,[a-z0-9-]+(:\d+)?)*$/,
+        'expected point:n[,point:n…], e.g. s3-complete:2',
+      )
+      .optional(),
     logLevel: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),

@@ -17,6 +17,7 @@ import {
 } from '../cas/digest.ts';
 import { CasError, diskError } from '../cas/errors.ts';
 import { newBytes } from '../cas/upload-sink.ts';
+import { crashPoint } from '../observability/crash-points.ts';
 
 const SPOOL_SUFFIX = '.spool';
 
@@ -111,6 +112,7 @@ export class Spool {
     }
     this.#hasher.update(fresh);
     this.#size += fresh.length;
+    crashPoint('spool-write');
   }
 
   async #finish(): Promise<StagedBlob> {

@@ -16,6 +16,7 @@ import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
 import type { CommitGate, ResumableUploads } from '../cas/upload-sink.ts';
 import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
 import { UploadStateStore } from '../commit-index/upload-state.ts';
+import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StagedBlob } from '../staging/spool.ts';
 import { ObjectMissingError, type S3ObjectStore } from './s3-object-store.ts';
@@ -91,7 +92,9 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
       const [present] = await this.#index.lookup([staged.digest]);
       if (present !== undefined) return;
       await this.#objects.put(staged.digest, staged.path);
+      crashPoint('s3-complete');
       await this.#index.markCommitted(staged.digest);
+      crashPoint('committed');
     } finally {
       await rm(staged.path, { force: true });
     }

@@ -29,6 +29,7 @@ import {
 } from '../cas/upload-sink.ts';
 import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
 import type { UploadCheckpoint, UploadStateStore } from '../commit-index/upload-state.ts';
+import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type CompletedPart, partSizeFor, type S3Multipart } from './s3-multipart.ts';
 import type { S3ObjectStore } from './s3-object-store.ts';
@@ -225,6 +226,7 @@ export class S3StreamingUpload implements UploadSink {
     this.#hasher.update(piece);
     this.#partBytes += piece.length;
     this.#received += piece.length;
+    crashPoint('spool-write');
   }
 
   /**
@@ -255,6 +257,7 @@ export class S3StreamingUpload implements UploadSink {
         (part) => {
           this.#confirmed.set(partNumber, part);
           this.#advanceCheckpoint();
+          crashPoint('part-confirmed');
         },
         (error: unknown) => {
           this.#failure ??= error instanceof CasError ? error : unavailable('part upload failed');
@@ -313,7 +316,9 @@ export class S3StreamingUpload implements UploadSink {
           `expected ${this.digest.size}`,
       );
     }
+    crashPoint('s3-complete');
     await this.#ctx.index.markCommitted(this.digest);
+    crashPoint('committed');
     await this.#saving;
     await this.#ctx.states.remove(this.#identity, this.#owner).catch(() => false);
   }

@@ -45,6 +45,13 @@ export interface Replica {
 export interface ReplicaOptions {
   /** TESSERA_LOG_LEVEL; `debug` logs every call the replica answers. */
   logLevel?: string;
+  /** More settings for this replica (multipart threshold, crash points, janitor timing…). */
+  env?: Record<string, string>;
+  /**
+   * A staging directory to use and keep when the replica stops, so a later replica can be started
+   * on it (as a restarted process would be). By default each replica has its own, removed at stop.
+   */
+  stagingDir?: string;
 }
 
 /** Fresh prefixes on the shared test services, so nothing another test stored is visible. */
@@ -58,8 +65,10 @@ export async function startReplica(
   store: SharedStore,
   options: ReplicaOptions = {},
 ): Promise<Replica> {
-  const stagingDir = await mkdtemp(join(tmpdir(), 'tessera-e2e-staging-'));
-  const removeStaging = () => rm(stagingDir, { recursive: true, force: true });
+  const stagingDir = options.stagingDir ?? (await mkdtemp(join(tmpdir(), 'tessera-e2e-staging-')));
+  const removeStaging = async () => {
+    if (!options.stagingDir) await rm(stagingDir, { recursive: true, force: true });
+  };
   let server: TesseraProcess;
   try {
     server = await startTessera({
@@ -75,6 +84,7 @@ export async function startReplica(
         TESSERA_LOG_LEVEL: options.logLevel,
         AWS_ACCESS_KEY_ID: store.s3.accessKeyId,
         AWS_SECRET_ACCESS_KEY: store.s3.secretAccessKey,
+        ...options.env,
       },
     });
   } catch (error) {

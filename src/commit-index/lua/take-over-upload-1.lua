@@ -14,4 +14,8 @@ if not checkpoint then
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local marker = redis.call('HGET', KEYS[1], 'marker')
+if marker then
+  redis.call('PEXPIRE', marker, ARGV[2])
+end
 return checkpoint
