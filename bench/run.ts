@@ -1,0 +1,140 @@
+// `npm run bench`: Tessera's ByteStream throughput against the AWS SDK talking to the same S3
+// server directly, measured back to back because this machine is shared and noisy; only the
+// ratios mean anything elsewhere. Starts Redis and RGW once (or uses the ones the environment
+// names, see test/support/services), runs the scenarios, writes bench/RESULTS.md, and leaves
+// nothing behind: its temp dir, servers and daemons are gone and its keys deleted when it exits.
+//
+// BENCH_SERVER_CPU_PROF_DIR=<dir> starts every server with --cpu-prof, writing the profiles there.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { createTestS3Client, startServices } from '../test/support/services/index.ts';
+import { generateFile } from './files.ts';
+import { MIB } from './measure.ts';
+import { currentLoad, renderResults, type ScenarioResult } from './report.ts';
+import {
+  type BenchContext,
+  runLargeScenario,
+  runReadScenario,
+  runWriteScenario,
+} from './scenarios.ts';
+import { deleteUnder } from './servers.ts';
+
+const RESULTS_PATH = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
+
+/**
+ * Three trials of the 256 MiB scenarios write 2.25 GiB to the shared RGW, whose memstore refuses
+ * writes at about 3.8 GiB and does not reclaim deleted objects during the run (servers.ts).
+ */
+const TRIALS = 3;
+const BLOB_BYTES = 256 * MIB;
+const LARGE_BLOB_BYTES = 2 * 1024 * MIB;
+/** Tessera's defaults, set explicitly on the server so that both sides use the same. */
+const MULTIPART = { partSizeBytes: 8 * MIB, queueSize: 4 };
+const MULTIPART_THRESHOLD_BYTES = 16 * MIB;
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const loadBefore = currentLoad();
+  const progress = (line: string) => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(0).padStart(4);
+    console.error(`[bench ${seconds}s] ${line}`);
+  };
+  const profileDir = process.env.BENCH_SERVER_CPU_PROF_DIR;
+  const serverNodeArgs =
+    profileDir === undefined || profileDir === ''
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`];
+
+  const tmpDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
+  const runPrefix = `bench-${randomBytes(6).toString('hex')}`;
+  progress(`starting redis and s3 (run prefix ${runPrefix}, temp dir ${tmpDir})`);
+  const running = await startServices(process.env);
+  const s3Client = createTestS3Client(running.services.s3);
+  const ctx: BenchContext = {
+    running,
+    s3Client,
+    runPrefix,
+    tmpDir,
+    trials: TRIALS,
+    multipart: MULTIPART,
+    multipartThresholdBytes: MULTIPART_THRESHOLD_BYTES,
+    serverNodeArgs,
+    progress,
+  };
+
+  const scenarios: ScenarioResult[] = [];
+  try {
+    progress(`generating a ${BLOB_BYTES / MIB} MiB file`);
+    const file = await generateFile(join(tmpDir, 'blob.bin'), BLOB_BYTES);
+    const write = await runWriteScenario(ctx, file);
+    scenarios.push(write.result);
+    scenarios.push(await runReadScenario(ctx, write.written));
+    await rm(file.path, { force: true });
+    scenarios.push(await runLargeScenario(ctx, LARGE_BLOB_BYTES));
+  } finally {
+    progress('cleaning up');
+    await cleanUp(ctx).catch((error: unknown) => progress(`clean-up failed: ${String(error)}`));
+    s3Client.destroy();
+    await running.stop();
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+
+  const s3Server = running.started.includes('rgw')
+    ? 'Ceph RGW started by the bench'
+    : 'named by the environment';
+  const markdown = renderResults(
+    {
+      command: commandLine(),
+      startedAt,
+      seconds: (performance.now() - started) / 1000,
+      settings: [
+        `trials: ${TRIALS} per row for the ${BLOB_BYTES / MIB} MiB scenarios, 1 for the ` +
+          `${LARGE_BLOB_BYTES / 1024 / MIB} GiB one`,
+        `S3 multipart on both sides: part size ${MULTIPART.partSizeBytes / MIB} MiB, queue size ` +
+          `${MULTIPART.queueSize}; Tessera's single-PUT threshold ` +
+          `${MULTIPART_THRESHOLD_BYTES / MIB} MiB`,
+        `S3 server: ${s3Server}`,
+        `servers started with: ${serverNodeArgs.join(' ') || 'no extra node flags'}`,
+      ],
+      loadBefore,
+      loadAfter: currentLoad(),
+    },
+    scenarios,
+  );
+  await writeFile(RESULTS_PATH, markdown);
+  progress(`wrote ${relative(process.cwd(), RESULTS_PATH)}`);
+  if (scenarios.some((scenario) => scenario.checks.some((check) => check.includes('MISMATCH')))) {
+    progress('a hash check failed; see RESULTS.md');
+    process.exitCode = 1;
+  }
+}
+
+/** Deletes this run's objects and Redis keys; services the bench started go away anyway. */
+async function cleanUp(ctx: BenchContext): Promise<void> {
+  await deleteUnder(ctx.s3Client, ctx.running.services.s3.bucket, `${ctx.runPrefix}/`);
+  const redis = new Redis(ctx.running.services.redisUrl, { lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${ctx.runPrefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function commandLine(): string {
+  if (process.env.npm_lifecycle_event === 'bench') return 'npm run bench';
+  const script = process.argv[1] === undefined ? '' : relative(process.cwd(), process.argv[1]);
+  return ['node', ...process.execArgv, script].join(' ');
+}
+
+await main();
