@@ -49,10 +49,12 @@ export async function startTessera(options: StartOptions = {}): Promise<TesseraP
   const closed = once(child, 'close');
 
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error('tessera did not report listening in time')),
-      READY_TIMEOUT_MS,
-    );
+    // A server that hangs on the way up is killed, or it would keep the test process alive.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      const output = stderr.join('');
+      reject(new Error(`tessera did not report listening in ${READY_TIMEOUT_MS} ms: ${output}`));
+    }, READY_TIMEOUT_MS);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       let entry: Record<string, unknown>;
