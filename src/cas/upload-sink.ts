@@ -45,6 +45,11 @@ export interface UploadSink {
   /** Drops everything this sink holds (files, and the multipart upload if it still owns it). */
   abandon(): Promise<void>;
   /**
+   * For sinks other replicas can continue: lets go of the upload (this replica is stopping) but
+   * leaves it resumable elsewhere. Sinks without it are abandoned at shutdown.
+   */
+  detach?(): Promise<void>;
+  /**
    * For sinks other replicas can continue: makes this one the owner again for a new Write here.
    * False when another replica advanced the upload meanwhile; the sink is then spent.
    */

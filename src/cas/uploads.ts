@@ -123,8 +123,18 @@ export class UploadRegistry {
     return this.#cas.recordedProgress(upload);
   }
 
+  /**
+   * At shutdown: uploads other replicas can continue are let go of (kept resumable); the others
+   * are abandoned with their files.
+   */
   async closeAll(): Promise<void> {
-    await Promise.all([...this.#sessions.values()].map((session) => this.#drop(session)));
+    await Promise.all(
+      [...this.#sessions.values()].map(async (session) => {
+        this.#remove(session);
+        if (session.sink.detach) await session.sink.detach();
+        else await session.sink.abandon();
+      }),
+    );
   }
 
   async #acquire(key: string, upload: UploadIdentity): Promise<Lease> {

@@ -67,6 +67,7 @@ export class S3StreamingUpload implements UploadSink {
   #partPath = '';
   #partBytes = 0;
   #failure: CasError | undefined;
+  #detached = false;
   #tail: Promise<unknown> = Promise.resolve();
   #saving: Promise<unknown> = Promise.resolve();
 
@@ -204,11 +205,30 @@ export class S3StreamingUpload implements UploadSink {
     });
   }
 
+  /**
+   * Lets go of the upload without ending it, for a replica that shuts down: parts in flight are
+   * allowed to finish and be checkpointed, local files are removed, and the upload stays in S3 and
+   * Redis for another replica to resume (or for the janitor, once its checkpoint expires).
+   */
+  detach(): Promise<void> {
+    return this.#serialize(async () => {
+      this.#failure ??= new CasError(
+        'unavailable',
+        'this replica is shutting down; resume elsewhere',
+      );
+      await Promise.allSettled(this.#inflight.values());
+      await this.#saving;
+      await this.#removeLocalFiles();
+    });
+  }
+
   /** Drops local files and, if this sink still owns the upload, the upload itself. */
   async abandonNow(): Promise<void> {
     this.#failure ??= new CasError('aborted', `upload of ${formatDigest(this.digest)} was dropped`);
     await Promise.allSettled(this.#inflight.values());
     await this.#removeLocalFiles();
+    // A detached upload belongs to whichever replica resumes it; it is not this one's to end.
+    if (this.#detached) return;
     const owned = await this.#ctx.states.remove(this.#identity, this.#owner).catch(() => true);
     if (owned) await this.#ctx.multipart.abort(this.#objectKey, this.#s3UploadId);
   }
