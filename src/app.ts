@@ -1,8 +1,11 @@
-// The composition root: builds the backend for the configured mode, the CAS, the upload registry,
-// the asset store and the gRPC server, and tears them down in order.
+// The composition root: checks the TLS files and loads the access tokens, builds the backend for
+// the configured mode, the CAS, the upload registry, the asset store and the gRPC server, and tears
+// them down in order.
 import type { AssetStore } from './asset/asset-store.ts';
 import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
 import { RedisAssetStore } from './asset/redis-asset-store.ts';
+import { type AccessControl, createAccessControl } from './auth/access-control.ts';
+import { loadServerSecurity, type TlsMode } from './auth/tls.ts';
 import { Cas } from './cas/cas.ts';
 import type { Backend } from './cas/store.ts';
 import { UploadRegistry } from './cas/uploads.ts';
@@ -23,10 +26,17 @@ export interface App {
   readonly address: string;
   readonly backend: Backend;
   readonly assets: AssetStore;
+  readonly access: AccessControl;
+  readonly tls: TlsMode;
   close(): Promise<void>;
 }
 
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
+  const security = await loadServerSecurity(settings);
+  if (security.certificateNotAfter && Date.parse(security.certificateNotAfter) < Date.now()) {
+    log.warn({ notAfter: security.certificateNotAfter }, 'the TLS certificate has expired');
+  }
+  const access = await createAccessControl(settings, log);
   armCrashPoints(settings.crashPoints);
   if (settings.crashPoints) log.warn({ crashPoints: settings.crashPoints }, 'crash points armed');
   const stagingDir = defaultStagingDir(settings);
@@ -48,11 +58,13 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     assets,
     maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
     log,
+    access,
   });
   let address: string;
   try {
-    address = await bindServer(server, settings.listen);
+    address = await bindServer(server, settings.listen, security.credentials);
   } catch (error) {
+    access.close();
     await backend.close();
     throw error;
   }
@@ -61,8 +73,11 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     address,
     backend,
     assets,
+    access,
+    tls: security.mode,
     async close() {
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
+      access.close();
       await uploads.closeAll();
       await janitor?.stop();
       await backend.close();

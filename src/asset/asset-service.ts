@@ -23,7 +23,7 @@ import {
   toWireDigest,
 } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
-import { unary } from '../grpc/handlers.ts';
+import { type RpcContext, route, unary } from '../grpc/handlers.ts';
 import type {
   FetchBlobRequest,
   FetchBlobResponse,
@@ -71,7 +71,7 @@ interface Hit {
 export function createFetchService(
   cas: Cas,
   assets: AssetStore,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   const fetch = async (kind: AssetKind, request: FetchRequest, rpcLog: Logger): Promise<Hit> => {
     const method = kind === 'blob' ? 'FetchBlob' : 'FetchDirectory';
@@ -139,8 +139,8 @@ export function createFetchService(
 
   return {
     FetchBlob: unary(
-      log,
-      'FetchBlob',
+      rpc,
+      route('FetchBlob', 'read'),
       async (
         request: FetchBlobRequest,
         _call,
@@ -151,8 +151,8 @@ export function createFetchService(
       },
     ),
     FetchDirectory: unary(
-      log,
-      'FetchDirectory',
+      rpc,
+      route('FetchDirectory', 'read'),
       async (
         request: FetchDirectoryRequest,
         _call,
@@ -168,7 +168,7 @@ export function createFetchService(
 export function createPushService(
   cas: Cas,
   assets: AssetStore,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   const push = async (
     kind: AssetKind,
@@ -218,11 +218,14 @@ export function createPushService(
   };
 
   return {
-    PushBlob: unary(log, 'PushBlob', (request: PushBlobRequest, _call, rpcLog) =>
+    PushBlob: unary(rpc, route('PushBlob', 'write'), (request: PushBlobRequest, _call, rpcLog) =>
       push('blob', request, request.blobDigest, rpcLog),
     ),
-    PushDirectory: unary(log, 'PushDirectory', (request: PushDirectoryRequest, _call, rpcLog) =>
-      push('directory', request, request.rootDirectoryDigest, rpcLog),
+    PushDirectory: unary(
+      rpc,
+      route('PushDirectory', 'write'),
+      (request: PushDirectoryRequest, _call, rpcLog) =>
+        push('directory', request, request.rootDirectoryDigest, rpcLog),
     ),
   };
 }

@@ -39,16 +39,31 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger(settings.logLevel);
-  const app = await startApp(settings, log);
+  let app: Awaited<ReturnType<typeof startApp>>;
+  try {
+    app = await startApp(settings, log);
+  } catch (error) {
+    // Files named by settings (TLS, tokens) are checked here; they are config errors too.
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`tessera: ${error.message}\n`);
+    return 2;
+  }
   log.info(
     {
       address: app.address,
       backend: app.backend.description,
+      tls: app.tls,
+      auth: app.access.summary,
       settings: redactedSummary(settings),
     },
     'listening',
   );
 
+  const reload = () => {
+    log.info({ signal: 'SIGHUP' }, 'reloading the auth tokens file');
+    void app.access.reload();
+  };
+  process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'shutting down');
@@ -57,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  process.off('SIGHUP', reload);
   await app.close();
   log.info('stopped');
   return 0;

@@ -62,6 +62,7 @@ export function loadConfig({ argv, env }: LoadInput): Settings {
 }
 
 function assertConsistent(settings: Settings, raw: Raw): void {
+  assertTlsComplete(settings, raw);
   if (!isCloudMode(settings)) return;
   const missing: string[] = [];
   if (!settings.s3Bucket) missing.push(`s3Bucket (${envNameOf('s3Bucket')})`);
@@ -73,6 +74,20 @@ function assertConsistent(settings: Settings, raw: Raw): void {
         `${missing.join(' and ')} too; unset both to use the embedded store`,
     );
   }
+}
+
+/** TLS needs a certificate and its key together; a client CA only makes sense with both. */
+function assertTlsComplete(settings: Settings, raw: Raw): void {
+  const named = (['tlsCertFile', 'tlsKeyFile', 'tlsClientCaFile'] as const).filter(
+    (name) => settings[name] !== undefined,
+  );
+  if (named.length === 0 || (settings.tlsCertFile && settings.tlsKeyFile)) return;
+  const given = named.map((name) => `${name} (${raw.origin.get(name)})`).join(' and ');
+  throw new ConfigError(
+    `invalid configuration:\n  ${given} is set, so TLS needs tlsCertFile ` +
+      `(${envNameOf('tlsCertFile')}) and tlsKeyFile (${envNameOf('tlsKeyFile')}) together; ` +
+      'unset all three for plaintext',
+  );
 }
 
 /** An empty value (or null in the file) means "not set here", as an unset variable does. */

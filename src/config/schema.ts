@@ -4,6 +4,7 @@
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseStaticTokens, type TokenEntry } from '../auth/tokens.ts';
 
 const MIB = 1024 * 1024;
 /** S3 refuses parts under 5 MiB (except the last) and over 5 GiB. */
@@ -75,6 +76,18 @@ export const settingsSchema = z
     readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
     uploadIdleTimeoutSeconds: integer(1).default(600),
     shutdownGraceSeconds: integer(0).default(30),
+    tlsCertFile: optionalText,
+    tlsKeyFile: optionalText,
+    tlsClientCaFile: optionalText,
+    /** `TOKEN:PERMISSIONS[:INSTANCE_PATTERN]`, comma-separated; kept as SHA-256 digests only. */
+    authTokens: optionalText.transform((text, ctx): TokenEntry[] | undefined => {
+      if (text === undefined) return undefined;
+      const parsed = parseStaticTokens(text);
+      const problems = parsed.filter((item): item is string => typeof item === 'string');
+      for (const message of problems) ctx.addIssue({ code: 'custom', message });
+      return problems.length > 0 ? z.NEVER : (parsed as TokenEntry[]);
+    }),
+    authTokensFile: optionalText,
     janitorIntervalSeconds: integer(0).default(900),
     abandonedUploadGraceSeconds: integer(0).default(3600),
     /** For crash tests only: see src/observability/crash-points.ts. */
@@ -105,15 +118,16 @@ export function envNameOf(name: SettingName): string {
   return `TESSERA_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
-/** Command-line flag of each setting (credentials have none: flags show up in `ps`). */
+/** Command-line flag of each setting (credentials and tokens have none: flags show in `ps`). */
 export function flagNameOf(name: SettingName): string | undefined {
-  if (name.startsWith('aws')) return undefined;
+  if (name.startsWith('aws') || name === 'authTokens') return undefined;
   return `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 export const SECRET_SETTINGS: ReadonlySet<SettingName> = new Set([
   'awsSecretAccessKey',
   'awsSessionToken',
+  'authTokens',
 ]);
 
 export const SETTING_NAMES = Object.keys(settingsSchema.shape) as SettingName[];

@@ -8,8 +8,7 @@ import type { Cas } from '../cas/cas.ts';
 import { formatDigest, fromWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
-import type { Logger } from '../observability/logger.ts';
-import { unary } from './handlers.ts';
+import { type RpcContext, route, unary } from './handlers.ts';
 import type {
   ActionResult,
   GetActionResultRequest,
@@ -25,12 +24,12 @@ const MAX_ACTION_RESULT_BYTES = 8 * 1024 * 1024;
 export function createActionCacheService(
   cas: Cas,
   actions: ActionCacheStore,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   return {
     GetActionResult: unary(
-      log,
-      'GetActionResult',
+      rpc,
+      route('GetActionResult', 'read'),
       async (request: GetActionResultRequest, _call, rpcLog): Promise<ActionResult> => {
         const instance = parseInstanceName(request.instanceName);
         const action = fromWireDigest(request.actionDigest, request.digestFunction);
@@ -56,8 +55,8 @@ export function createActionCacheService(
     ),
 
     UpdateActionResult: unary(
-      log,
-      'UpdateActionResult',
+      rpc,
+      route('UpdateActionResult', 'ac-write'),
       async (request: UpdateActionResultRequest): Promise<ActionResult> => {
         const instance = parseInstanceName(request.instanceName);
         const action = fromWireDigest(request.actionDigest, request.digestFunction);

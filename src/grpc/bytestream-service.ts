@@ -15,7 +15,14 @@ import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import { OffsetMismatchError } from '../cas/upload-sink.ts';
 import type { Lease, UploadRegistry } from '../cas/uploads.ts';
 import type { Logger } from '../observability/logger.ts';
-import { clientStreaming, sendWithBackpressure, serverStreaming, unary } from './handlers.ts';
+import {
+  type Authorize,
+  clientStreaming,
+  type RpcContext,
+  sendWithBackpressure,
+  serverStreaming,
+  unary,
+} from './handlers.ts';
 import type {
   QueryWriteStatusRequest,
   QueryWriteStatusResponse,
@@ -34,12 +41,16 @@ import {
 export function createByteStreamService(
   cas: Cas,
   uploads: UploadRegistry,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   return {
     Read: serverStreaming(
-      log,
-      'Read',
+      rpc,
+      {
+        method: 'Read',
+        permission: 'read',
+        instance: (request: ReadRequest) => parseReadResourceName(request.resourceName).instance,
+      },
       async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
         const { resourceName, readOffset, readLimit } = call.request;
         const resource = parseReadResourceName(resourceName);
@@ -51,15 +62,20 @@ export function createByteStreamService(
     ),
 
     Write: clientStreaming(
-      log,
-      'Write',
-      (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog) =>
-        write(cas, uploads, call, rpcLog),
+      rpc,
+      { method: 'Write', permission: 'write' },
+      (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog, authorize) =>
+        write(cas, uploads, call, rpcLog, authorize),
     ),
 
     QueryWriteStatus: unary(
-      log,
-      'QueryWriteStatus',
+      rpc,
+      {
+        method: 'QueryWriteStatus',
+        permission: 'write',
+        instance: (request: QueryWriteStatusRequest) =>
+          parseWriteResourceName(request.resourceName).instance,
+      },
       async (request: QueryWriteStatusRequest): Promise<QueryWriteStatusResponse> => {
         const resource = parseWriteResourceName(request.resourceName);
         if (await cas.isCommitted(resource.digest)) {
@@ -80,6 +96,7 @@ async function write(
   uploads: UploadRegistry,
   call: ServerReadableStream<WriteRequest, WriteResponse>,
   log: Logger,
+  authorize: Authorize,
 ): Promise<WriteResponse> {
   let resource: UploadResource | undefined;
   let lease: Lease | undefined;
@@ -89,6 +106,7 @@ async function write(
     for await (const request of call as AsyncIterable<WriteRequest>) {
       if (!resource) {
         resource = parseWriteResourceName(request.resourceName);
+        authorize(resource.instance);
         assertUncompressed(resource);
         log = log.child({
           digest: formatDigest(resource.digest),

@@ -1,9 +1,7 @@
 // Capabilities: what this server supports, as clients (Bazel first of all) check before a build.
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { DIGEST_FUNCTIONS } from '../cas/digest.ts';
-import type { Logger } from '../observability/logger.ts';
-import { unary } from './handlers.ts';
-import { parseInstanceName } from './resource-name.ts';
+import { type RpcContext, route, unary } from './handlers.ts';
 
 export interface CapabilitiesSettings {
   readonly maxBatchTotalSizeBytes: number;
@@ -20,7 +18,7 @@ export const HIGH_API_VERSION = {
 
 export function createCapabilitiesService(
   settings: CapabilitiesSettings,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   const capabilities = {
     cacheCapabilities: {
@@ -45,9 +43,6 @@ export function createCapabilitiesService(
     highApiVersion: HIGH_API_VERSION,
   };
   return {
-    GetCapabilities: unary(log, 'GetCapabilities', async (request: { instanceName?: string }) => {
-      parseInstanceName(request.instanceName);
-      return capabilities;
-    }),
+    GetCapabilities: unary(rpc, route('GetCapabilities', 'read'), async () => capabilities),
   };
 }

@@ -7,16 +7,14 @@ import type { Cas } from '../cas/cas.ts';
 import { mapConcurrently } from '../cas/concurrency.ts';
 import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
-import type { Logger } from '../observability/logger.ts';
 import { readTreePages } from './get-tree.ts';
-import { serverStreaming, unary } from './handlers.ts';
+import { type RpcContext, route, serverStreaming, unary } from './handlers.ts';
 import type {
   BatchReadBlobsRequest,
   BatchUpdateBlobsRequest,
   FindMissingBlobsRequest,
   GetTreeRequest,
 } from './messages.ts';
-import { parseInstanceName } from './resource-name.ts';
 import { OK_STATUS, toRpcStatus } from './status.ts';
 
 export interface CasServiceSettings {
@@ -31,27 +29,29 @@ const MAX_FIND_MISSING_DIGESTS = 100_000;
 export function createCasService(
   cas: Cas,
   settings: CasServiceSettings,
-  log: Logger,
+  rpc: RpcContext,
 ): UntypedServiceImplementation {
   return {
-    FindMissingBlobs: unary(log, 'FindMissingBlobs', async (request: FindMissingBlobsRequest) => {
-      parseInstanceName(request.instanceName);
-      if (request.blobDigests.length > MAX_FIND_MISSING_DIGESTS) {
-        throw invalidArgument(
-          `FindMissingBlobs asks for ${request.blobDigests.length} digests; the limit is ` +
-            `${MAX_FIND_MISSING_DIGESTS}`,
-        );
-      }
-      const digests = request.blobDigests.map((d) => fromWireDigest(d, request.digestFunction));
-      const missing = await cas.findMissing(digests);
-      return { missingBlobDigests: missing.map(toWireDigest) };
-    }),
+    FindMissingBlobs: unary(
+      rpc,
+      route('FindMissingBlobs', 'read'),
+      async (request: FindMissingBlobsRequest) => {
+        if (request.blobDigests.length > MAX_FIND_MISSING_DIGESTS) {
+          throw invalidArgument(
+            `FindMissingBlobs asks for ${request.blobDigests.length} digests; the limit is ` +
+              `${MAX_FIND_MISSING_DIGESTS}`,
+          );
+        }
+        const digests = request.blobDigests.map((d) => fromWireDigest(d, request.digestFunction));
+        const missing = await cas.findMissing(digests);
+        return { missingBlobDigests: missing.map(toWireDigest) };
+      },
+    ),
 
     BatchUpdateBlobs: unary(
-      log,
-      'BatchUpdateBlobs',
+      rpc,
+      route('BatchUpdateBlobs', 'write'),
       async (request: BatchUpdateBlobsRequest, _call, rpcLog) => {
-        parseInstanceName(request.instanceName);
         const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
         assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
         const responses = await mapConcurrently(
@@ -80,10 +80,9 @@ export function createCasService(
     ),
 
     BatchReadBlobs: unary(
-      log,
-      'BatchReadBlobs',
+      rpc,
+      route('BatchReadBlobs', 'read'),
       async (request: BatchReadBlobsRequest, _call, rpcLog) => {
-        parseInstanceName(request.instanceName);
         const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
@@ -110,11 +109,10 @@ export function createCasService(
     ),
 
     GetTree: serverStreaming(
-      log,
-      'GetTree',
+      rpc,
+      route('GetTree', 'read'),
       async (call: ServerWritableStream<GetTreeRequest, unknown>) => {
         const request = call.request;
-        parseInstanceName(request.instanceName);
         const root = fromWireDigest(request.rootDigest, request.digestFunction);
         if (!Number.isSafeInteger(request.pageSize) || request.pageSize < 0) {
           throw invalidArgument(`page_size ${request.pageSize} is negative`);
@@ -122,6 +120,15 @@ export function createCasService(
         await readTreePages(cas, call, root, request.pageSize, request.pageToken);
       },
     ),
+
+    SplitBlob: unary(rpc, route('SplitBlob', 'read'), unimplemented('SplitBlob')),
+    SpliceBlob: unary(rpc, route('SpliceBlob', 'write'), unimplemented('SpliceBlob')),
+  };
+}
+
+function unimplemented(method: string): () => Promise<never> {
+  return async () => {
+    throw new CasError('unimplemented', `${method} is not supported by this server`);
   };
 }
 

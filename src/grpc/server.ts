@@ -1,8 +1,15 @@
 // The gRPC server: the four REAPI services and the two Remote Asset services on one port, with
-// message limits that match what Capabilities advertises.
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+// message limits that match what Capabilities advertises. Every method of every service must have
+// an access check (see handlers.ts); the server refuses to start with one that has none.
+import {
+  Server,
+  type ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import { createFetchService, createPushService } from '../asset/asset-service.ts';
 import type { AssetStore } from '../asset/asset-store.ts';
+import type { AccessControl } from '../auth/access-control.ts';
 import type { Cas } from '../cas/cas.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
 import type { UploadRegistry } from '../cas/uploads.ts';
@@ -11,6 +18,7 @@ import { createActionCacheService } from './action-cache-service.ts';
 import { createByteStreamService } from './bytestream-service.ts';
 import { createCapabilitiesService } from './capabilities-service.ts';
 import { createCasService } from './cas-service.ts';
+import { permissionOf, type RpcContext } from './handlers.ts';
 import {
   actionCacheService,
   byteStreamService,
@@ -30,6 +38,45 @@ export interface GrpcServerDeps {
   readonly assets: AssetStore;
   readonly maxBatchTotalSizeBytes: number;
   readonly log: Logger;
+  readonly access: AccessControl;
+}
+
+export interface RegisteredService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
+/** Every service the server registers, with its implementation. */
+export function createServices(deps: GrpcServerDeps): RegisteredService[] {
+  const rpc: RpcContext = { log: deps.log, access: deps.access };
+  const settings = { maxBatchTotalSizeBytes: deps.maxBatchTotalSizeBytes };
+  const { cas, assets } = deps;
+  return [
+    { definition: capabilitiesService, implementation: createCapabilitiesService(settings, rpc) },
+    { definition: casService, implementation: createCasService(cas, settings, rpc) },
+    {
+      definition: byteStreamService,
+      implementation: createByteStreamService(cas, deps.uploads, rpc),
+    },
+    {
+      definition: actionCacheService,
+      implementation: createActionCacheService(cas, deps.actions, rpc),
+    },
+    { definition: fetchService, implementation: createFetchService(cas, assets, rpc) },
+    { definition: pushService, implementation: createPushService(cas, assets, rpc) },
+  ];
+}
+
+/** Throws unless every method of the service has a handler built with an access check. */
+export function assertAccessChecked({ definition, implementation }: RegisteredService): void {
+  for (const [name, method] of Object.entries(definition)) {
+    if (permissionOf(implementation[name]) === undefined) {
+      throw new Error(
+        `${method.path} has no access check: build its handler with unary, serverStreaming or ` +
+          'clientStreaming from src/grpc/handlers.ts',
+      );
+    }
+  }
 }
 
 export function createGrpcServer(deps: GrpcServerDeps): Server {
@@ -40,20 +87,21 @@ export function createGrpcServer(deps: GrpcServerDeps): Server {
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   });
-  const settings = { maxBatchTotalSizeBytes: deps.maxBatchTotalSizeBytes };
-  server.addService(capabilitiesService, createCapabilitiesService(settings, deps.log));
-  server.addService(casService, createCasService(deps.cas, settings, deps.log));
-  server.addService(byteStreamService, createByteStreamService(deps.cas, deps.uploads, deps.log));
-  server.addService(actionCacheService, createActionCacheService(deps.cas, deps.actions, deps.log));
-  server.addService(fetchService, createFetchService(deps.cas, deps.assets, deps.log));
-  server.addService(pushService, createPushService(deps.cas, deps.assets, deps.log));
+  for (const service of createServices(deps)) {
+    assertAccessChecked(service);
+    server.addService(service.definition, service.implementation);
+  }
   return server;
 }
 
 /** Binds `host:port` (port 0 picks a free one) and returns the address actually bound. */
-export async function bindServer(server: Server, listen: string): Promise<string> {
+export async function bindServer(
+  server: Server,
+  listen: string,
+  credentials: ServerCredentials,
+): Promise<string> {
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(listen, credentials, (error, bound) =>
       error ? reject(error) : resolve(bound),
     );
   });

@@ -2,10 +2,13 @@
 // the calls the suites make again and again.
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  type ChannelCredentials,
   type Client,
   type ClientReadableStream,
   type ClientWritableStream,
   credentials,
+  InterceptingCall,
+  type Interceptor,
   type Metadata,
   makeClientConstructor,
   type ServiceError,
@@ -47,15 +50,38 @@ export interface TestClient {
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-export function connect(address: string): TestClient {
+export interface ConnectOptions {
+  /** TLS credentials; plaintext when absent. */
+  readonly credentials?: ChannelCredentials;
+  /** Metadata sent with every call, as Bazel's --remote_header sends it (e.g. authorization). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra channel options (e.g. grpc.ssl_target_name_override). */
+  readonly channelOptions?: Readonly<Record<string, string | number>>;
+}
+
+/** An interceptor that adds `headers` to the metadata of every call. */
+export function headerInterceptor(headers: Readonly<Record<string, string>>): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        for (const [name, value] of Object.entries(headers)) metadata.set(name, value);
+        next(metadata, listener);
+      },
+    });
+}
+
+export function connect(address: string, connectOptions: ConnectOptions = {}): TestClient {
+  const { headers } = connectOptions;
   const options = {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    ...connectOptions.channelOptions,
+    ...(headers ? { interceptors: [headerInterceptor(headers)] } : {}),
   };
   const make = (definition: Parameters<typeof makeClientConstructor>[0]) =>
     new (makeClientConstructor(definition, 'svc'))(
       address,
-      credentials.createInsecure(),
+      connectOptions.credentials ?? credentials.createInsecure(),
       options,
     ) as unknown as Untyped;
   const cas = make(casService);
