@@ -8,6 +8,7 @@
 #   bazel-bootstrap bazel-rules-java          Bazel as a real remote cache client
 #   openjdk-17-jdk-headless                   the JDK that Bazel builds with
 #   buildstream                               BuildStream 1.6.8, a Remote Asset API client
+#   openssl                                   throw-away certificates for the TLS tests
 #
 # Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
 set -euo pipefail
@@ -23,8 +24,9 @@ packages=(
   bazel-rules-java
   openjdk-17-jdk-headless
   buildstream
+  openssl
 )
-binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap)
+binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
