@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { decodingNeverThrows } from './undecodable.ts';
 
 export type * from './messages.ts';
 
@@ -47,12 +48,16 @@ export const packageDefinition: protoLoader.PackageDefinition = protoLoader.load
  */
 export const grpcObject: grpc.GrpcObject = grpc.loadPackageDefinition(packageDefinition);
 
+/**
+ * A service's definition. A request that does not decode becomes an UndecodableRequest, which the
+ * server answers with INVALID_ARGUMENT (see undecodable.ts); clients use only the other halves.
+ */
 function serviceDefinition(fullName: string): grpc.ServiceDefinition {
   const definition = packageDefinition[fullName];
   if (definition === undefined || 'format' in definition) {
     throw new Error(`service ${fullName} is not defined in ${PROTO_DIR}`);
   }
-  return definition as grpc.ServiceDefinition;
+  return decodingNeverThrows(definition as grpc.ServiceDefinition);
 }
 
 const REAPI_V2 = 'build.bazel.remote.execution.v2';

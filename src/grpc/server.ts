@@ -27,6 +27,7 @@ import {
   fetchService,
   pushService,
 } from './proto.ts';
+import { refuseUndecodableRequests } from './undecodable.ts';
 
 /** Room for message framing, digests and statuses around the batch payload. */
 const MESSAGE_OVERHEAD_BYTES = 4 * 1024 * 1024;
@@ -86,6 +87,7 @@ export function createGrpcServer(deps: GrpcServerDeps): Server {
     'grpc.max_send_message_length': maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    interceptors: [refuseUndecodableRequests],
   });
   for (const service of createServices(deps)) {
     assertAccessChecked(service);
