@@ -133,7 +133,8 @@ async function write(
         return { committedSize: resource.digest.size };
       }
     }
-  } catch (error) {
+  } catch (thrown) {
+    const error = brokenOff(thrown) ?? thrown;
     if (lease) await dropIfHopeless(uploads, lease, error);
     lease = undefined;
     throw error;
@@ -148,10 +149,23 @@ async function write(
   );
 }
 
+/**
+ * The request stream closed under the handler before the client half-closed it: the client went
+ * away, or gRPC itself ended the call (a message over the size limit, or one that did not
+ * decode) and has already sent the status. Either way the bytes received so far stay resumable.
+ */
+function brokenOff(error: unknown): CasError | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE'
+    ? new CasError('cancelled', 'the Write stream closed before finish_write', { cause: error })
+    : undefined;
+}
+
 /** Keeps a session for a resume unless its data can never form the blob. */
 async function dropIfHopeless(uploads: UploadRegistry, lease: Lease, error: unknown) {
   const resumable =
-    error instanceof OffsetMismatchError || (error instanceof CasError && error.code === 'aborted');
+    error instanceof OffsetMismatchError ||
+    (error instanceof CasError && (error.code === 'aborted' || error.code === 'cancelled'));
   if (resumable) uploads.release(lease);
   else await uploads.discard(lease);
 }
