@@ -10,7 +10,7 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Cas } from '../cas/cas.ts';
-import { formatDigest } from '../cas/digest.ts';
+import { digestKey, formatDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import { OffsetMismatchError } from '../cas/upload-sink.ts';
 import type { Lease, UploadRegistry } from '../cas/uploads.ts';
@@ -170,9 +170,15 @@ async function dropIfHopeless(uploads: UploadRegistry, lease: Lease, error: unkn
   else await uploads.discard(lease);
 }
 
+/** A later message may repeat the resource name (metadata after the size aside), not change it. */
 function assertSameResource(name: string, first: UploadResource): void {
   const again = parseWriteResourceName(name);
-  if (again.uploadId !== first.uploadId || again.digest.hash !== first.digest.hash) {
+  const same =
+    again.instance === first.instance &&
+    again.uploadId === first.uploadId &&
+    again.compressor === first.compressor &&
+    digestKey(again.digest) === digestKey(first.digest);
+  if (!same) {
     throw invalidArgument(`resource name "${name}" differs from the first message of this Write`);
   }
 }
