@@ -140,8 +140,9 @@ export class Cas {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
       throw outOfRange(`read offset ${offset} is outside blob ${formatDigest(digest)}`);
     }
-    if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw outOfRange(`read limit ${limit} is negative`);
+    // A limit past the end of the blob, however large, reads to the end.
+    if (Number.isNaN(limit) || limit < 0) {
+      throw invalidArgument(`read_limit ${limit} is negative; 0 means no limit`);
     }
     const remaining = digest.size - offset;
     const length = limit > 0 ? Math.min(limit, remaining) : remaining;

@@ -54,6 +54,12 @@ export function createByteStreamService(
       async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
         const { resourceName, readOffset, readLimit } = call.request;
         const resource = parseReadResourceName(resourceName);
+        if (resource.compressor !== 'identity' && readLimit !== 0) {
+          throw invalidArgument(
+            `read_limit ${readLimit} is not allowed in a read of compressed-blobs/` +
+              `${resource.compressor}: compressed reads must leave read_limit 0`,
+          );
+        }
         assertUncompressed(resource);
         for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
           if (!(await sendWithBackpressure(call, { data }))) return;
