@@ -4,7 +4,13 @@
 import type { ActionResult, Tree } from '../grpc/messages.ts';
 import { decodeMessage } from '../grpc/proto.ts';
 import type { Cas } from './cas.ts';
-import { type Digest, type DigestFunction, digestKey, fromWireDigest } from './digest.ts';
+import {
+  type Digest,
+  type DigestFunction,
+  digestKey,
+  formatDigest,
+  fromWireDigest,
+} from './digest.ts';
 import { invalidArgument } from './errors.ts';
 
 const TREE_TYPE = 'build.bazel.remote.execution.v2.Tree';
@@ -50,7 +56,7 @@ export async function findMissingReferences(
   const treeFiles = new Map<string, Digest>();
   for (const dir of result.outputDirectories) {
     const treeDigest = fromWireDigest(dir.treeDigest, fn);
-    const tree = decodeMessage<Tree>(TREE_TYPE, await cas.readAll(treeDigest));
+    const tree = decodeTree(await cas.readAll(treeDigest), dir.path, treeDigest);
     for (const directory of [tree.root, ...tree.children]) {
       for (const file of directory?.files ?? []) {
         const digest = fromWireDigest(file.digest, fn);
@@ -59,4 +65,15 @@ export async function findMissingReferences(
     }
   }
   return cas.findMissing([...treeFiles.values()]);
+}
+
+/** The committed blob an output directory names as its tree; a client's error if it is none. */
+function decodeTree(blob: Buffer, path: string, digest: Digest): Tree {
+  try {
+    return decodeMessage<Tree>(TREE_TYPE, blob);
+  } catch {
+    throw invalidArgument(
+      `output directory "${path}": tree_digest ${formatDigest(digest)} is not a Tree message`,
+    );
+  }
 }
