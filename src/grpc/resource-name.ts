@@ -145,7 +145,7 @@ function parseBlobPart(
   if (maybeFn !== undefined && DIGEST_FUNCTION_SEGMENTS.has(maybeFn)) {
     fn = DIGEST_FUNCTION_SEGMENTS.get(maybeFn);
     i++;
-  } else if (maybeFn !== undefined && /^[a-z][a-z0-9]*$/.test(maybeFn) && /[g-z]/.test(maybeFn)) {
+  } else if (maybeFn !== undefined && looksLikeFunction(maybeFn) && segments[i + 2] !== undefined) {
     throw invalidArgument(`digest function "${maybeFn}" in "${show(whole)}" is not supported`);
   }
   const hash = segments[i++];
@@ -159,6 +159,14 @@ function parseBlobPart(
   const resolved = fn ?? resolveDigestFunction(undefined, hash);
   const digest = toDigest(resolved, hash, Number(sizeText));
   return { digest, compressor, rest: segments.slice(i) };
+}
+
+/**
+ * A name such as `vso`, `sha256tree` or `SHA256` rather than a malformed hash: short, with a
+ * letter beyond hex. It counts as a function only when a hash and a size follow it.
+ */
+function looksLikeFunction(segment: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9]{0,15}$/.test(segment) && /[g-zG-Z]/.test(segment);
 }
 
 function hasControlCharacter(text: string): boolean {

@@ -111,6 +111,15 @@ describe('parseReadResourceName', () => {
     rejects(() => parseReadResourceName(`blobs/${SHA256.toUpperCase()}/5`));
   });
 
+  it('reports a malformed hash as a hash, not as an unknown digest function', () => {
+    rejects(
+      () => parseReadResourceName(`blobs/${'g'.repeat(64)}/5`),
+      /hash "g{64}" is not lower-case hexadecimal/,
+    );
+    rejects(() => parseWriteResourceName(`uploads/${UUID}/blobs/xyz/5`), /hash "xyz"/);
+    rejects(() => parseReadResourceName(`blobs/SHA256/${SHA256}/5`), /digest function "SHA256"/);
+  });
+
   it('reads the compressor of a compressed-blobs name', () => {
     for (const compressor of COMPRESSORS) {
       const parsed = parseReadResourceName(`main/compressed-blobs/${compressor}/${SHA256}/5`);
