@@ -114,8 +114,11 @@ function parseInstance(segments: string[], whole: unknown): string {
     if (RESERVED_SEGMENTS.has(segment)) {
       throw invalidArgument(`instance name in "${show(whole)}" uses reserved word "${segment}"`);
     }
-    if (hasControlCharacter(segment)) {
-      throw invalidArgument(`instance name in "${show(whole)}" has a control character`);
+    const control = controlCharacterIn(segment);
+    if (control !== undefined) {
+      throw invalidArgument(
+        `instance name in "${show(whole)}" has a control character (${control})`,
+      );
     }
   }
   return segments.join('/');
@@ -169,12 +172,15 @@ function looksLikeFunction(segment: string): boolean {
   return /^[A-Za-z][A-Za-z0-9]{0,15}$/.test(segment) && /[g-zG-Z]/.test(segment);
 }
 
-function hasControlCharacter(text: string): boolean {
+/** The first control character in `text` as `U+001B`, or undefined when there is none. */
+function controlCharacterIn(text: string): string | undefined {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
+    if (code < 0x20 || code === 0x7f) {
+      return `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+    }
   }
-  return false;
+  return undefined;
 }
 
 function show(name: unknown): string {

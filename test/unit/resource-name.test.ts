@@ -314,6 +314,11 @@ describe('instance names', () => {
     }
   });
 
+  it('names the control character it found', () => {
+    rejects(() => parseInstanceName('ab\u001bcd'), /control character \(U\+001B\)/);
+    rejects(() => parseReadResourceName(`a\u0000/blobs/${SHA256}/5`), /\(U\+0000\)/);
+  });
+
   it('allows non-ASCII letters and punctuation in a segment', () => {
     assert.equal(parseInstanceName('équipe/構築/a:b@c%20'), 'équipe/構築/a:b@c%20');
   });
