@@ -91,14 +91,20 @@ function encodeToken(queue: readonly Digest[]): string {
 }
 
 function decodeToken(token: string, root: Digest): Digest[] {
+  const forged = (why: string) =>
+    invalidArgument(`page_token "${token.slice(0, 40)}" was not issued by this server: ${why}`);
   const text = Buffer.from(token, 'base64url').toString('utf8');
   const digests: Digest[] = [];
   for (const entry of text.split(',')) {
     const [hash, size] = entry.split('/');
     if (!hash || size === undefined || !/^\d+$/.test(size)) {
-      throw invalidArgument(`page_token "${token.slice(0, 40)}" was not issued by this server`);
+      throw forged(`"${entry.slice(0, 40)}" is not a hash/size pair`);
     }
-    digests.push(toDigest(root.fn, hash, Number(size)));
+    try {
+      digests.push(toDigest(root.fn, hash, Number(size)));
+    } catch (error) {
+      throw error instanceof CasError ? forged(error.message) : error;
+    }
   }
   return digests;
 }
