@@ -78,14 +78,20 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+// `serve` exits explicitly: a start that failed half-way may leave a client (Redis reconnecting,
+// an HTTP agent) holding the event loop open, and a supervisor must see the process end. The
+// client commands end on their own, so that nothing they still write to stdout is cut off.
+const serving = process.argv[2] === 'serve';
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    if (serving) process.exit(code);
   },
   (error: unknown) => {
     process.stderr.write(
       `tessera: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );
     process.exitCode = 1;
+    if (serving) process.exit(1);
   },
 );
