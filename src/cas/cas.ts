@@ -56,6 +56,7 @@ export class Cas {
    * blob (unless `whole` asks for a spool file), otherwise a spool file committed at the end.
    */
   async openSink(upload: UploadIdentity, whole = false): Promise<UploadSink> {
+    this.assertStorable(upload.digest);
     const resumable = this.store.resumable;
     if (resumable?.handles(upload.digest) && !whole) {
       return resumable.open(upload, (digest, work, onShared) =>
@@ -63,6 +64,16 @@ export class Cas {
       );
     }
     return new SpoolSink(await this.createSpool(upload.digest), this);
+  }
+
+  /** Refuses a blob larger than the store can hold, as the protocol asks: INVALID_ARGUMENT. */
+  assertStorable(digest: Digest): void {
+    if (digest.size > this.store.maxBlobSizeBytes) {
+      throw invalidArgument(
+        `blob ${formatDigest(digest)} is larger than ${this.store.maxBlobSizeBytes} bytes, the ` +
+          'largest this cache stores (max_cas_blob_size_bytes)',
+      );
+    }
   }
 
   /** The resume offset another replica recorded for this upload, if any. */

@@ -13,6 +13,9 @@ export interface BlobStore {
   /** fsync staging files before `commit`: true where commit is a rename of the staging file. */
   readonly durableStaging: boolean;
 
+  /** Largest blob the store can hold; larger uploads are refused before a byte is stored. */
+  readonly maxBlobSizeBytes: number;
+
   /** Large uploads that any replica can continue, where the store supports them. */
   readonly resumable?: ResumableUploads;
 

@@ -25,6 +25,7 @@ const LOOKUP_CONCURRENCY = 64;
 
 export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
   readonly durableStaging = true;
+  readonly maxBlobSizeBytes = Number.MAX_SAFE_INTEGER;
   readonly blobs = this;
   readonly actions = this;
   readonly description: string;

@@ -5,6 +5,8 @@ import { type RpcContext, route, unary } from './handlers.ts';
 
 export interface CapabilitiesSettings {
   readonly maxBatchTotalSizeBytes: number;
+  /** 0 when the store states no limit. */
+  readonly maxCasBlobSizeBytes: number;
 }
 
 /** API versions served: 2.0 (Bazel 4) through 2.3 (digest_function in requests, compressors). */
@@ -32,7 +34,7 @@ export function createCapabilitiesService(
       // IDENTITY is implied; compressed transfers come with the performance work.
       supportedCompressors: [],
       supportedBatchUpdateCompressors: [],
-      maxCasBlobSizeBytes: 0,
+      maxCasBlobSizeBytes: settings.maxCasBlobSizeBytes,
     },
     executionCapabilities: {
       digestFunction: 'SHA256',

@@ -50,7 +50,11 @@ export interface RegisteredService {
 /** Every service the server registers, with its implementation. */
 export function createServices(deps: GrpcServerDeps): RegisteredService[] {
   const rpc: RpcContext = { log: deps.log, access: deps.access };
-  const settings = { maxBatchTotalSizeBytes: deps.maxBatchTotalSizeBytes };
+  const limit = deps.cas.store.maxBlobSizeBytes;
+  const settings = {
+    maxBatchTotalSizeBytes: deps.maxBatchTotalSizeBytes,
+    maxCasBlobSizeBytes: limit >= Number.MAX_SAFE_INTEGER ? 0 : limit,
+  };
   const { cas, assets } = deps;
   return [
     { definition: capabilitiesService, implementation: createCapabilitiesService(settings, rpc) },

@@ -31,6 +31,8 @@ export interface ResumableUploadSettings {
 
 export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly durableStaging = false;
+  /** S3's largest object: 5 TiB. */
+  readonly maxBlobSizeBytes = 5 * 1024 ** 4;
   readonly resumable: ResumableUploads | undefined;
   readonly blobs = this;
   readonly actions = this;

@@ -154,6 +154,24 @@ describe('S3 + Redis write path', () => {
     assert.ok((await rig.client.read(blobName(digest))).data.equals(data));
   });
 
+  it("advertises S3's 5 TiB object limit and refuses larger blobs before storing anything", async () => {
+    const caps = await rig.client.unary<{ cacheCapabilities: { maxCasBlobSizeBytes: number } }>(
+      rig.client.capabilities,
+      'GetCapabilities',
+      {},
+    );
+    const limit = caps.cacheCapabilities.maxCasBlobSizeBytes;
+    assert.equal(limit, 5 * 1024 ** 4);
+    const huge = { hash: digestOf(randomBlob(10)).hash, sizeBytes: limit + 1 };
+    await assert.rejects(
+      rig.client.write(uploadName(huge), Buffer.from('x')),
+      (e: Error) =>
+        codeOf(e) === status.INVALID_ARGUMENT && /max_cas_blob_size_bytes/.test(e.message),
+    );
+    assert.equal(await openMultipartUploads(rig), 0);
+    assert.deepEqual(await readdir(rig.stagingDir), []);
+  });
+
   it('refreshes the lease of blobs FindMissingBlobs finds', async () => {
     const data = randomBlob(100);
     const digest = digestOf(data);
