@@ -49,6 +49,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
+    verifyReads: settings.verifyReads,
+    log,
   });
   const uploads = new UploadRegistry(cas, settings.uploadIdleTimeoutSeconds * 1000);
   const server = createGrpcServer({

@@ -1,11 +1,20 @@
 // The CAS as the services see it: lookups, verified writes through the staging tier, and reads
 // that deliver exactly the committed bytes or fail. It holds the rules both storage modes share:
 // the empty blob is always present; concurrent commits of one digest on this server share one
-// backend write; a read that ends short is an error, never a clean end of stream.
+// backend write; a read that ends short is an error, never a clean end of stream; with
+// `verifyReads: 'always'`, a whole read whose bytes do not hash to the digest is an error too.
 import { rm } from 'node:fs/promises';
+import type { Logger } from '../observability/logger.ts';
 import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
-import { type Digest, digestKey, formatDigest, isEmptyDigest } from './digest.ts';
-import { CasError, invalidArgument, outOfRange, unavailable } from './errors.ts';
+import {
+  createHasher,
+  type Digest,
+  digestKey,
+  formatDigest,
+  type Hasher,
+  isEmptyDigest,
+} from './digest.ts';
+import { CasError, invalidArgument, notFound, outOfRange, unavailable } from './errors.ts';
 import { SpoolSink } from './spool-sink.ts';
 import type { BlobStore } from './store.ts';
 import type { UploadIdentity, UploadSink } from './upload-sink.ts';
@@ -14,6 +23,13 @@ export interface CasOptions {
   readonly stagingDir: string;
   /** Largest chunk handed to a reader; ByteStream messages carry one each. */
   readonly readChunkBytes: number;
+  /**
+   * `always`: hash every whole read (offset 0, no limit short of the end) and fail it on a
+   * mismatch. Ranged reads are never verified: a range cannot be checked against the digest.
+   */
+  readonly verifyReads?: 'never' | 'always';
+  /** Where a corrupt stored blob is reported. */
+  readonly log?: Logger;
 }
 
 export class Cas {
@@ -145,7 +161,9 @@ export class Cas {
   /**
    * The committed bytes of `digest` from `offset`, at most `limit` of them (0: no limit), in chunks
    * of at most `readChunkBytes`. Throws (between chunks, if need be) unless exactly the expected
-   * number of bytes arrives.
+   * number of bytes arrives. When whole reads are verified, each chunk is held back until the next
+   * one arrives, so the last is sent only once the hash matched: a client never receives every
+   * byte of a corrupt blob, and a blob of one chunk is refused before anything is sent.
    */
   async *read(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
@@ -160,8 +178,11 @@ export class Cas {
     if (isEmptyDigest(digest)) return;
 
     const source = await this.store.read(digest, offset, length);
+    const verify = this.#options.verifyReads === 'always' && length === digest.size;
+    const hasher = verify ? await createHasher(digest.fn) : undefined;
     const chunkBytes = this.#options.readChunkBytes;
     let delivered = 0;
+    let held: Buffer | undefined;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     try {
@@ -173,6 +194,7 @@ export class Cas {
           );
         }
         let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        hasher?.update(chunk);
         while (pendingBytes + chunk.length >= chunkBytes) {
           const take = chunkBytes - pendingBytes;
           pending.push(chunk.subarray(0, take));
@@ -181,7 +203,12 @@ export class Cas {
           pending = [];
           pendingBytes = 0;
           delivered += out.length;
-          yield out;
+          if (hasher) {
+            if (held) yield held;
+            held = out;
+          } else {
+            yield out;
+          }
         }
         if (chunk.length > 0) {
           pending.push(chunk);
@@ -201,8 +228,34 @@ export class Cas {
           `${length} bytes`,
       );
     }
+    if (hasher) await this.#assertIntact(digest, hasher);
+    if (held) yield held;
     if (pendingBytes > 0)
       yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+  }
+
+  /**
+   * Fails a whole read whose bytes do not hash to the digest: the stored object was changed or
+   * damaged behind Tessera's back. The commit is dropped, so the blob reads as missing and the
+   * next upload writes it again; the client gets NOT_FOUND, which makes a build re-upload it.
+   */
+  async #assertIntact(digest: Digest, hasher: Hasher): Promise<void> {
+    const actual = hasher.digest();
+    if (actual === digest.hash) return;
+    const log = this.#options.log?.child({ digest: formatDigest(digest) });
+    log?.error(
+      { actualHash: actual },
+      'stored bytes do not match the digest; dropping the commit so the next upload replaces them',
+    );
+    try {
+      await this.store.forget(digest);
+    } catch (error) {
+      log?.error({ err: error }, 'could not drop the commit of a corrupt blob');
+    }
+    throw notFound(
+      `blob ${formatDigest(digest)} is not in the cache (its stored copy was corrupt); upload it ` +
+        'again',
+    );
   }
 
   /** A whole committed blob in memory; for blobs the caller has bounded (batches, trees). */

@@ -42,6 +42,12 @@ export interface BlobStore {
     length: number,
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
 
+  /**
+   * Drops the commit of a blob whose stored bytes turned out not to match its digest, so the next
+   * upload of it writes it again. Idempotent.
+   */
+  forget(digest: Digest): Promise<void>;
+
   close(): Promise<void>;
 }
 

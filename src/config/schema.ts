@@ -74,6 +74,8 @@ export const settingsSchema = z
     casLeaseSeconds: integer(0).default(30 * 24 * 3600),
     maxBatchTotalSizeBytes: integer(1024, 64 * MIB).default(4 * MIB - 64 * 1024),
     readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
+    /** `always`: hash every whole read and refuse a blob whose stored bytes do not match. */
+    verifyReads: z.enum(['never', 'always']).default('never'),
     uploadIdleTimeoutSeconds: integer(1).default(600),
     shutdownGraceSeconds: integer(0).default(30),
     tlsCertFile: optionalText,

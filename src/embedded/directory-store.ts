@@ -52,6 +52,14 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
     }
   }
 
+  async forget(digest: Digest): Promise<void> {
+    try {
+      await rm(this.#blobPath(digest), { force: true });
+    } catch (error) {
+      throw diskError(error, 'cannot remove a corrupt blob from the data directory');
+    }
+  }
+
   async read(
     digest: Digest,
     offset: number,

@@ -20,8 +20,11 @@ import {
 import { unavailable } from '../cas/errors.ts';
 
 export const S3_MAX_PARTS = 10_000;
-/** Attempts per part; each retry re-reads the part's file, which a stream body cannot do itself. */
-const PART_ATTEMPTS = 3;
+/**
+ * Attempts per request with a streamed file body: the SDK does not retry those itself (it cannot
+ * rewind a stream), so we do, opening the file again each time.
+ */
+export const PART_ATTEMPTS = 3;
 const ABORT_RETRY_BASE_MS = 500;
 const ABORT_RETRY_MAX_MS = 60_000;
 /** About an hour of retries; after that the bucket's lifecycle rule is the backstop. */
@@ -176,7 +179,8 @@ export class S3Multipart {
   }
 }
 
-function isRetryable(error: unknown): boolean {
+/** Whether an S3 failure may pass if the request is sent again (5xx, throttling, network). */
+export function isRetryable(error: unknown): boolean {
   if (error instanceof S3ServiceException) {
     const code = error.$metadata.httpStatusCode ?? 500;
     return (

@@ -26,6 +26,8 @@ import {
   type AbandonedUploadHandler,
   type CompletedPart,
   describeS3Error,
+  isRetryable,
+  PART_ATTEMPTS,
   partSizeFor,
   S3Multipart,
 } from './s3-multipart.ts';
@@ -54,6 +56,12 @@ export class ObjectMissingError extends Error {
 }
 
 const MAX_SOCKETS = 256;
+const QUIET_SDK_LOGGER = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 export class S3ObjectStore {
   readonly client: S3Client;
   readonly multipart: S3Multipart;
@@ -71,6 +79,9 @@ export class S3ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
+      // Without a logger the SDK warns on the console when it cannot retry a streamed body; that
+      // failure reaches Tessera's own logs with its context when it is returned.
+      logger: QUIET_SDK_LOGGER,
       requestHandler: new NodeHttpHandler({
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
         httpsAgent: new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
@@ -97,21 +108,7 @@ export class S3ObjectStore {
   async put(digest: Digest, path: string): Promise<void> {
     const key = this.keyOf(digest);
     if (digest.size < this.#settings.multipartThresholdBytes) {
-      try {
-        await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.#settings.bucket,
-            Key: key,
-            Body: digest.size === 0 ? new Uint8Array(0) : createReadStream(path),
-            ContentLength: digest.size,
-          }),
-        );
-      } catch (error) {
-        throw unavailable(
-          `object store rejected the upload of ${key}: ${describeS3Error(error)}`,
-          error,
-        );
-      }
+      await this.#putWhole(digest, key, path);
       return;
     }
     await this.#putInParts(digest, key, path);
@@ -121,6 +118,31 @@ export class S3ObjectStore {
         `object store holds ${stored ?? 'no'} bytes for ${key} after upload, expected ${digest.size}`,
       );
     }
+  }
+
+  /** One PutObject, sent again on a retryable failure (a 503 SlowDown is routine for S3). */
+  async #putWhole(digest: Digest, key: string, path: string): Promise<void> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= PART_ATTEMPTS; attempt++) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.#settings.bucket,
+            Key: key,
+            Body: digest.size === 0 ? new Uint8Array(0) : createReadStream(path),
+            ContentLength: digest.size,
+          }),
+        );
+        return;
+      } catch (error) {
+        lastError = error;
+        if (!isRetryable(error)) break;
+      }
+    }
+    throw unavailable(
+      `object store rejected the upload of ${key}: ${describeS3Error(lastError)}`,
+      lastError,
+    );
   }
 
   async #putInParts(digest: Digest, key: string, path: string): Promise<void> {

@@ -123,6 +123,10 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     }
   }
 
+  forget(digest: Digest): Promise<void> {
+    return this.#index.forget(digest);
+  }
+
   getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {
     return this.#index.getActionResult(instance, action);
   }
