@@ -15,6 +15,7 @@ import { DirectoryStore } from './embedded/directory-store.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import { armCrashPoints } from './observability/crash-points.ts';
 import type { Logger } from './observability/logger.ts';
+import { StagingBudget } from './staging/budget.ts';
 import { prepareStagingDir } from './staging/spool.ts';
 import { MultipartJanitor } from './storage/janitor.ts';
 import { S3ObjectStore } from './storage/s3-object-store.ts';
@@ -49,10 +50,15 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
+    stagingBudget: new StagingBudget(settings.stagingMaxBytes),
     verifyReads: settings.verifyReads,
     log,
   });
-  const uploads = new UploadRegistry(cas, settings.uploadIdleTimeoutSeconds * 1000);
+  const uploads = new UploadRegistry(
+    cas,
+    settings.uploadIdleTimeoutSeconds * 1000,
+    settings.maxConcurrentUploads,
+  );
   const server = createGrpcServer({
     cas,
     uploads,

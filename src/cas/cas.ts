@@ -5,6 +5,7 @@
 // `verifyReads: 'always'`, a whole read whose bytes do not hash to the digest is an error too.
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../observability/logger.ts';
+import type { StagingBudget } from '../staging/budget.ts';
 import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 import {
   createHasher,
@@ -15,6 +16,7 @@ import {
   isEmptyDigest,
 } from './digest.ts';
 import { CasError, invalidArgument, notFound, outOfRange, unavailable } from './errors.ts';
+import { ReservedSink } from './reserved-sink.ts';
 import { SpoolSink } from './spool-sink.ts';
 import type { BlobStore } from './store.ts';
 import type { UploadIdentity, UploadSink } from './upload-sink.ts';
@@ -23,6 +25,8 @@ export interface CasOptions {
   readonly stagingDir: string;
   /** Largest chunk handed to a reader; ByteStream messages carry one each. */
   readonly readChunkBytes: number;
+  /** Space in the staging directory; every upload reserves its worst case before it starts. */
+  readonly stagingBudget?: StagingBudget;
   /**
    * `always`: hash every whole read (offset 0, no limit short of the end) and fail it on a
    * mismatch. Ranged reads are never verified: a range cannot be checked against the digest.
@@ -74,12 +78,25 @@ export class Cas {
   async openSink(upload: UploadIdentity, whole = false): Promise<UploadSink> {
     this.assertStorable(upload.digest);
     const resumable = this.store.resumable;
-    if (resumable?.handles(upload.digest) && !whole) {
-      return resumable.open(upload, (digest, work, onShared) =>
-        this.commitOnce(digest, work, onShared),
-      );
+    const streaming = resumable?.handles(upload.digest) === true && !whole;
+    const bytes = streaming ? resumable.stagingBytes(upload.digest) : upload.digest.size;
+    const reservation = this.#reserve(bytes, upload.digest);
+    try {
+      const sink = streaming
+        ? await resumable.open(upload, (digest, work, onShared) =>
+            this.commitOnce(digest, work, onShared),
+          )
+        : new SpoolSink(await this.createSpool(upload.digest), this);
+      return new ReservedSink(sink, reservation);
+    } catch (error) {
+      reservation.release();
+      throw error;
     }
-    return new SpoolSink(await this.createSpool(upload.digest), this);
+  }
+
+  #reserve(bytes: number, digest: Digest) {
+    const what = `the upload of ${formatDigest(digest)}`;
+    return this.#options.stagingBudget?.reserve(bytes, what) ?? { bytes, release: () => {} };
   }
 
   /** Refuses a blob larger than the store can hold, as the protocol asks: INVALID_ARGUMENT. */
@@ -106,11 +123,16 @@ export class Cas {
       );
     }
     if (isEmptyDigest(digest)) return;
-    const staged = await spoolBuffer(digest, data, {
-      dir: this.#options.stagingDir,
-      durable: this.store.durableStaging,
-    });
-    await this.commit(staged);
+    const reservation = this.#reserve(digest.size, digest);
+    try {
+      const staged = await spoolBuffer(digest, data, {
+        dir: this.#options.stagingDir,
+        durable: this.store.durableStaging,
+      });
+      await this.commit(staged);
+    } finally {
+      reservation.release();
+    }
   }
 
   /** Commits a verified staged blob, consuming its file (see `commitOnce`). */

@@ -23,6 +23,8 @@ export type CommitGate = (
 export interface ResumableUploads {
   /** Whether an upload of this blob should be resumable (large enough to be worth it). */
   handles(digest: Digest): boolean;
+  /** The most staging space an upload of this blob holds at once (its part files). */
+  stagingBytes(digest: Digest): number;
   /** Continues the recorded upload, or starts one. */
   open(upload: UploadIdentity, commitOnce: CommitGate): Promise<UploadSink>;
   /** The recorded resume offset, or undefined when no replica has the upload. */

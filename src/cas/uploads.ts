@@ -8,6 +8,13 @@
 // after it gave up on the old stream, but the server may not have seen the old stream die yet, so a
 // new Write takes the session over and the old one, if it is still running, fails with ABORTED at
 // its next message. Sinks serialise their appends, so the hand-over cannot interleave bytes.
+//
+// At most `maxSessions` sessions exist at once, parked ones included. A new session beyond that
+// first evicts the session parked longest (a parked session is only a hope of a resume; a new
+// upload is a client waiting now); a resumable one is let go of, not ended, so its checkpoint
+// still serves a resume. With no parked session to evict, the new upload is refused with
+// RESOURCE_EXHAUSTED. Sessions being written are never evicted: a stalled Write ends after the
+// idle timeout (see grpc/bytestream-service.ts), which frees its slot.
 import type { Cas } from './cas.ts';
 import { digestKey, formatDigest } from './digest.ts';
 import { CasError } from './errors.ts';
@@ -18,6 +25,8 @@ export class UploadSession {
   readonly sink: UploadSink;
   #owner: symbol;
   #timer: NodeJS.Timeout | undefined;
+  /** @internal Called when the session stops being parked. */
+  onUnpark: (() => void) | undefined;
 
   constructor(key: string, sink: UploadSink, owner: symbol) {
     this.key = key;
@@ -56,6 +65,7 @@ export class UploadSession {
   unpark(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.onUnpark?.();
   }
 }
 
@@ -65,17 +75,24 @@ export interface Lease {
 }
 
 export class UploadRegistry {
+  /** How long a session may wait for its next message or for a resume. */
+  readonly idleTimeoutMs: number;
   readonly #cas: Cas;
-  readonly #idleTimeoutMs: number;
+  readonly #maxSessions: number;
   readonly #sessions = new Map<string, UploadSession>();
+  /** Parked sessions, longest parked first: the order they are evicted in. */
+  readonly #parked = new Set<UploadSession>();
+  /** Sessions whose sink is being opened; they count against the limit already. */
+  #opening = 0;
   /** Acquisitions in progress, so two Writes of one name never build two sinks. */
   readonly #acquiring = new Map<string, Promise<unknown>>();
   /** Resumable sessions per digest, so a second upload of the same blob does not stream too. */
   readonly #streaming = new Map<string, number>();
 
-  constructor(cas: Cas, idleTimeoutMs: number) {
+  constructor(cas: Cas, idleTimeoutMs: number, maxSessions = Number.POSITIVE_INFINITY) {
     this.#cas = cas;
-    this.#idleTimeoutMs = idleTimeoutMs;
+    this.idleTimeoutMs = idleTimeoutMs;
+    this.#maxSessions = maxSessions;
   }
 
   get size(): number {
@@ -99,9 +116,12 @@ export class UploadRegistry {
   /** Hands a session back after a Write that did not finish it; it waits for a resume. */
   release({ session, owner }: Lease): void {
     if (!session.isOwnedBy(owner) || this.#sessions.get(session.key) !== session) return;
-    const timer = setTimeout(() => void this.#drop(session), this.#idleTimeoutMs);
+    const timer = setTimeout(() => void this.#drop(session), this.idleTimeoutMs);
     timer.unref();
     session.park(timer);
+    this.#parked.delete(session);
+    this.#parked.add(session);
+    session.onUnpark = () => this.#parked.delete(session);
   }
 
   /** Drops a session whose data can never form the blob, with everything its sink holds. */
@@ -149,11 +169,35 @@ export class UploadRegistry {
       this.#remove(existing);
     }
     const digest = digestKey(upload.digest);
-    const sink = await this.#cas.openSink(upload, (this.#streaming.get(digest) ?? 0) > 0);
+    await this.#makeRoom();
+    let sink: UploadSink;
+    this.#opening += 1;
+    try {
+      sink = await this.#cas.openSink(upload, (this.#streaming.get(digest) ?? 0) > 0);
+    } finally {
+      this.#opening -= 1;
+    }
     const session = new UploadSession(key, sink, owner);
     this.#sessions.set(key, session);
     if (sink.reclaim) this.#streaming.set(digest, (this.#streaming.get(digest) ?? 0) + 1);
     return { session, owner };
+  }
+
+  /** Evicts parked sessions until a new one fits, or throws RESOURCE_EXHAUSTED. */
+  async #makeRoom(): Promise<void> {
+    while (this.#sessions.size + this.#opening >= this.#maxSessions) {
+      const oldest = this.#parked.values().next().value;
+      if (!oldest) {
+        throw new CasError(
+          'resource_exhausted',
+          `${this.#sessions.size + this.#opening} uploads are in progress, the most ` +
+            `max_concurrent_uploads (${this.#maxSessions}) allows; retry later`,
+        );
+      }
+      this.#remove(oldest);
+      if (oldest.sink.detach) await oldest.sink.detach();
+      else await oldest.sink.abandon();
+    }
   }
 
   #remove(session: UploadSession): void {

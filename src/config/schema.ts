@@ -77,6 +77,10 @@ export const settingsSchema = z
     /** `always`: hash every whole read and refuse a blob whose stored bytes do not match. */
     verifyReads: z.enum(['never', 'always']).default('never'),
     uploadIdleTimeoutSeconds: integer(1).default(600),
+    /** Upload sessions (streaming and parked) per process; see docs/ARCHITECTURE.md, Limits. */
+    maxConcurrentUploads: integer(1).default(256),
+    /** Staging space uploads may reserve; 0: no limit but the disk's. */
+    stagingMaxBytes: integer(0).default(0),
     shutdownGraceSeconds: integer(0).default(30),
     tlsCertFile: optionalText,
     tlsKeyFile: optionalText,

@@ -109,7 +109,7 @@ async function write(
   let firstName = '';
   try {
     // The reply goes out at finish_write, so anything a client sends after it is never read.
-    for await (const request of call as AsyncIterable<WriteRequest>) {
+    for await (const request of withIdleTimeout(call, uploads.idleTimeoutMs)) {
       if (!resource) {
         resource = parseWriteResourceName(request.resourceName);
         authorize(resource.instance);
@@ -153,6 +153,43 @@ async function write(
     `Write stream for ${formatDigest(resource.digest)} ended without finish_write; ` +
       'resume at the offset QueryWriteStatus reports',
   );
+}
+
+/**
+ * The messages of a Write, ending it with DEADLINE_EXCEEDED when the client sends nothing for
+ * `idleMs` while the server waits for it: a stalled stream would otherwise hold its upload (and
+ * its slot under max_concurrent_uploads) for as long as the connection lives. Time the server
+ * spends on a message (writing it, waiting for S3) does not count.
+ */
+async function* withIdleTimeout(
+  call: ServerReadableStream<WriteRequest, WriteResponse>,
+  idleMs: number,
+): AsyncGenerator<WriteRequest> {
+  const messages = (call as AsyncIterable<WriteRequest>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = messages.next();
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<'idle'>((resolve) => {
+        timer = setTimeout(() => resolve('idle'), idleMs);
+      });
+      const first = await Promise.race([next, idle]).finally(() => clearTimeout(timer));
+      if (first === 'idle') {
+        // The pending read ends when the stream is destroyed below; its outcome is not needed.
+        next.catch(() => undefined);
+        call.destroy();
+        throw new CasError(
+          'deadline_exceeded',
+          `no Write message arrived for ${idleMs / 1000} s (upload_idle_timeout_seconds); ` +
+            'the upload was dropped',
+        );
+      }
+      if (first.done) return;
+      yield first.value;
+    }
+  } finally {
+    await messages.return?.();
+  }
 }
 
 /**

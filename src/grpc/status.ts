@@ -38,6 +38,8 @@ const CLIENT_CODES = new Set<CasErrorCode>([
   'cancelled',
   'aborted',
   'resource_exhausted',
+  // A Write that stalled past the idle timeout: the client stopped sending.
+  'deadline_exceeded',
 ]);
 
 /** Logs the failure at the right level and returns what grpc-js should send. */

@@ -19,6 +19,7 @@ import { UploadStateStore } from '../commit-index/upload-state.ts';
 import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StagedBlob } from '../staging/spool.ts';
+import { partSizeFor } from './s3-multipart.ts';
 import { ObjectMissingError, type S3ObjectStore } from './s3-object-store.ts';
 import { S3StreamingUpload, type StreamingUploadContext } from './s3-streaming-upload.ts';
 
@@ -75,6 +76,12 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     });
     return {
       handles: (digest) => digest.size >= s3.multipartThresholdBytes,
+      // Part files are removed once uploaded: `concurrency` in flight plus the one filling.
+      stagingBytes: (digest) =>
+        Math.min(
+          digest.size,
+          (s3.uploadConcurrency + 1) * partSizeFor(digest.size, s3.partSizeBytes),
+        ),
       open: async (upload, commitOnce) =>
         (await S3StreamingUpload.resume(context(commitOnce), upload)) ??
         S3StreamingUpload.begin(context(commitOnce), upload),
