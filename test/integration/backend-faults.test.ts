@@ -3,14 +3,12 @@
 // every fault a client gets the right bytes or a status to retry on, never wrong or short data
 // behind an OK; and with verifyReads=always, an object changed in the bucket is refused and healed.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
 import { type App, startApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import {
@@ -24,78 +22,50 @@ import {
   uploadName,
 } from '../support/client.ts';
 import { captureLogs } from '../support/logs.ts';
+import { type Rig as BaseRig, startRig as startBaseRig } from '../support/rig.ts';
 import { type FaultProxy, startFaultProxy } from '../support/s3-fault-proxy.ts';
-import { createTestS3Client, getServices } from '../support/services/index.ts';
+import { getServices } from '../support/services/index.ts';
 
 const MIB = 1024 * 1024;
 /** Blobs at or above this go to S3 in a multipart upload. */
 const THRESHOLD_BYTES = 6 * MIB;
 
-interface Rig {
-  client: TestClient;
-  proxy: FaultProxy;
-  s3: S3Client;
-  redis: Redis;
-  bucket: string;
-  prefix: string;
-  logs: Record<string, unknown>[];
-  close(): Promise<void>;
+interface Rig extends BaseRig {
+  readonly proxy: FaultProxy;
 }
 
+/** A server whose S3 requests all pass through a fault proxy in front of the real RGW. */
 async function startRig(env: Record<string, string> = {}): Promise<Rig> {
   const { s3, redisUrl } = await getServices();
   const proxy = await startFaultProxy(s3.endpoint);
-  const prefix = `faults-${randomUUID().slice(0, 8)}/`;
-  const stagingDir = await mkdtemp(join(tmpdir(), 'tessera-faults-'));
-  const settings = loadConfig({
-    argv: ['--listen', '127.0.0.1:0'],
-    env: {
-      TESSERA_S3_ENDPOINT: proxy.endpoint,
-      TESSERA_S3_BUCKET: s3.bucket,
-      TESSERA_S3_FORCE_PATH_STYLE: 'true',
-      TESSERA_S3_PREFIX: prefix,
-      TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(THRESHOLD_BYTES),
-      TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
-      TESSERA_REDIS_URL: redisUrl,
-      TESSERA_REDIS_PREFIX: `tessera-test:${prefix}`,
-      TESSERA_STAGING_DIR: stagingDir,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      ...env,
-    },
-  });
-  const { log, lines } = captureLogs();
-  let app: App;
+  let base: BaseRig;
   try {
-    app = await startApp(settings, log);
+    base = await startBaseRig({
+      s3,
+      redisUrl,
+      s3Endpoint: proxy.endpoint,
+      env: {
+        TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(THRESHOLD_BYTES),
+        TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
+        ...env,
+      },
+    });
   } catch (error) {
     await proxy.close();
     throw error;
   }
-  const client = connect(app.address);
-  const s3Client = createTestS3Client(s3);
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   return {
-    client,
+    ...base,
     proxy,
-    s3: s3Client,
-    redis,
-    bucket: s3.bucket,
-    prefix,
-    logs: lines,
     async close() {
-      client.close();
-      await app.close();
+      await base.close();
       await proxy.close();
-      s3Client.destroy();
-      redis.disconnect();
-      await rm(stagingDir, { recursive: true, force: true });
     },
   };
 }
 
-const commitKey = (rig: Rig, d: Digest) => `tessera-test:${rig.prefix}cas:sha256:${d.hash}`;
-const objectKey = (rig: Rig, d: Digest) => `${rig.prefix}cas/sha256/${d.hash}`;
+const commitKey = (rig: Rig, d: Digest) => rig.commitKey(d);
+const objectKey = (rig: Rig, d: Digest) => rig.objectKey(d);
 /** The path of a blob's object, as a regular expression for a fault rule. */
 const objectPath = (rig: Rig, d: Digest) => new RegExp(`/${objectKey(rig, d)}(\\?|$)`);
 

@@ -2,59 +2,34 @@
 // primary never saw must make blobs look missing (so clients upload them again), never present
 // without their bytes, and action results must not be served for outputs that look missing.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { type App, startApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { silentLogger } from '../../src/observability/logger.ts';
 import {
   blobName,
   codeOf,
-  connect,
   type Digest,
   digestOf,
   randomBlob,
   type TestClient,
   uploadName,
 } from '../support/client.ts';
+import { type Rig, startRig } from '../support/rig.ts';
 import { getServices, type RedisServer, startRedis } from '../support/services/index.ts';
 
 describe('after Redis loses its most recent writes', () => {
   let redis: RedisServer;
-  let app: App;
+  let rig: Rig;
   let client: TestClient;
-  let stagingDir: string;
 
   before(async () => {
     const { s3 } = await getServices();
     redis = await startRedis();
-    stagingDir = await mkdtemp(join(tmpdir(), 'tessera-lost-writes-'));
-    const prefix = `lost-${randomUUID().slice(0, 8)}/`;
-    const settings = loadConfig({
-      argv: ['--listen', '127.0.0.1:0'],
-      env: {
-        TESSERA_S3_ENDPOINT: s3.endpoint,
-        TESSERA_S3_BUCKET: s3.bucket,
-        TESSERA_S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-        TESSERA_S3_PREFIX: prefix,
-        TESSERA_REDIS_URL: redis.url,
-        TESSERA_STAGING_DIR: stagingDir,
-        AWS_ACCESS_KEY_ID: s3.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      },
-    });
-    app = await startApp(settings, silentLogger());
-    client = connect(app.address);
+    rig = await startRig({ s3, redisUrl: redis.url });
+    client = rig.client;
   });
   after(async () => {
-    client.close();
-    await app.close();
+    await rig.close();
     await redis.stop();
-    await rm(stagingDir, { recursive: true, force: true });
   });
 
   it('reports lost commits missing, withholds results, and heals on re-upload', async () => {

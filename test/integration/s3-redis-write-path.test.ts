@@ -1,97 +1,34 @@
 // The S3 + Redis write and read paths against a real RADOS Gateway and a real redis-server,
 // including what happens when either one dies in the middle of an upload.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
-import { type App, startApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/load.ts';
 import {
   blobName,
   codeOf,
-  connect,
   type Digest,
   digestOf,
   randomBlob,
-  type TestClient,
   uploadName,
 } from '../support/client.ts';
-import { captureLogs } from '../support/logs.ts';
+import { type Rig, startRig } from '../support/rig.ts';
 import {
-  createTestS3Client,
   getServices,
   type RedisServer,
   type RgwServer,
-  type S3Settings,
   startRedis,
   startRgw,
 } from '../support/services/index.ts';
 
 const MIB = 1024 * 1024;
 
-interface Rig {
-  app: App;
-  client: TestClient;
-  s3: S3Client;
-  redis: Redis;
-  prefix: string;
-  bucket: string;
-  stagingDir: string;
-  logs: Record<string, unknown>[];
-  close(): Promise<void>;
-}
-
-async function startRig(s3: S3Settings, redisUrl: string): Promise<Rig> {
-  const prefix = `w-${randomUUID().slice(0, 8)}/`;
-  const stagingDir = await mkdtemp(join(tmpdir(), 'tessera-staging-'));
-  const settings = loadConfig({
-    argv: ['--listen', '127.0.0.1:0'],
-    env: {
-      TESSERA_S3_ENDPOINT: s3.endpoint,
-      TESSERA_S3_BUCKET: s3.bucket,
-      TESSERA_S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-      TESSERA_S3_PREFIX: prefix,
-      TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(6 * MIB),
-      TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
-      TESSERA_REDIS_URL: redisUrl,
-      TESSERA_REDIS_PREFIX: `tessera-test:${prefix}`,
-      TESSERA_STAGING_DIR: stagingDir,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    },
-  });
-  const { log, lines } = captureLogs();
-  const app = await startApp(settings, log);
-  const client = connect(app.address);
-  const s3Client = createTestS3Client(s3);
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  redis.on('error', () => undefined);
-  return {
-    app,
-    client,
-    s3: s3Client,
-    redis,
-    prefix,
-    bucket: s3.bucket,
-    stagingDir,
-    logs: lines,
-    async close() {
-      client.close();
-      await app.close();
-      s3Client.destroy();
-      redis.disconnect();
-      await rm(stagingDir, { recursive: true, force: true });
-    },
-  };
-}
-
-const commitKey = (rig: Rig, d: Digest) => `tessera-test:${rig.prefix}cas:sha256:${d.hash}`;
-const objectKey = (rig: Rig, d: Digest) => `${rig.prefix}cas/sha256/${d.hash}`;
+const RIG_ENV = {
+  TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(6 * MIB),
+  TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
+};
 
 async function openMultipartUploads(rig: Rig): Promise<number> {
   const answer = await rig.s3.send(
@@ -116,7 +53,7 @@ describe('S3 + Redis write path', () => {
   let rig: Rig;
   before(async () => {
     const services = await getServices();
-    rig = await startRig(services.s3, services.redisUrl);
+    rig = await startRig({ s3: services.s3, redisUrl: services.redisUrl, env: RIG_ENV });
   });
   after(() => rig.close());
 
@@ -126,11 +63,11 @@ describe('S3 + Redis write path', () => {
       const digest = digestOf(data);
       await rig.client.write(uploadName(digest), data, { chunkBytes: MIB });
       const head = await rig.s3.send(
-        new HeadObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) }),
+        new HeadObjectCommand({ Bucket: rig.bucket, Key: rig.objectKey(digest) }),
       );
       assert.equal(head.ContentLength, size);
-      assert.equal(await rig.redis.get(commitKey(rig, digest)), String(size));
-      assert.ok((await rig.redis.pttl(commitKey(rig, digest))) > 0, 'commit entry has a lease');
+      assert.equal(await rig.redis.get(rig.commitKey(digest)), String(size));
+      assert.ok((await rig.redis.pttl(rig.commitKey(digest))) > 0, 'commit entry has a lease');
     }
     assert.equal(await openMultipartUploads(rig), 0);
     assert.deepEqual(await readdir(rig.stagingDir), []);
@@ -141,10 +78,10 @@ describe('S3 + Redis write path', () => {
     const digest = digestOf(data);
     await rig.client.write(uploadName(digest), data);
     const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
-    await rig.s3.send(new DeleteObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) }));
+    await rig.s3.send(new DeleteObjectCommand({ Bucket: rig.bucket, Key: rig.objectKey(digest) }));
 
     await assert.rejects(rig.client.read(blobName(digest)), (e) => codeOf(e) === status.NOT_FOUND);
-    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    assert.equal(await rig.redis.exists(rig.commitKey(digest)), 0);
     assert.ok(
       rig.logs.some((l) => l.level === 'warn' && String(l.msg).includes('missing object')),
       'a warning names the stale entry',
@@ -176,9 +113,9 @@ describe('S3 + Redis write path', () => {
     const data = randomBlob(100);
     const digest = digestOf(data);
     await rig.client.write(uploadName(digest), data);
-    await rig.redis.pexpire(commitKey(rig, digest), 60_000);
+    await rig.redis.pexpire(rig.commitKey(digest), 60_000);
     await rig.client.unary(rig.client.cas, 'FindMissingBlobs', { blobDigests: [digest] });
-    assert.ok((await rig.redis.pttl(commitKey(rig, digest))) > 60_000);
+    assert.ok((await rig.redis.pttl(rig.commitKey(digest))) > 60_000);
   });
 });
 
@@ -188,7 +125,7 @@ describe('when the S3 server dies mid-upload', () => {
   before(async () => {
     const services = await getServices();
     rgw = await startRgw();
-    rig = await startRig(rgw, services.redisUrl);
+    rig = await startRig({ s3: rgw, redisUrl: services.redisUrl, env: RIG_ENV });
   });
   after(async () => {
     await rig.close();
@@ -203,7 +140,7 @@ describe('when the S3 server dies mid-upload', () => {
     await rgw.killGateway();
 
     await assert.rejects(rig.client.write(name, data, { offset: MIB }), isUnavailable);
-    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    assert.equal(await rig.redis.exists(rig.commitKey(digest)), 0);
     const missing = await rig.client.unary<{ missingBlobDigests: Digest[] }>(
       rig.client.cas,
       'FindMissingBlobs',
@@ -226,13 +163,13 @@ describe('when the S3 server dies mid-upload', () => {
     await rgw.killGateway();
 
     await assert.rejects(writing, isUnavailable);
-    assert.equal(await rig.redis.exists(commitKey(rig, digest)), 0);
+    assert.equal(await rig.redis.exists(rig.commitKey(digest)), 0);
     await rgw.startGateway();
     await until('the broken multipart upload to be aborted', async () => {
       return (await openMultipartUploads(rig)) === 0;
     });
     await assert.rejects(
-      rig.s3.send(new HeadObjectCommand({ Bucket: rig.bucket, Key: objectKey(rig, digest) })),
+      rig.s3.send(new HeadObjectCommand({ Bucket: rig.bucket, Key: rig.objectKey(digest) })),
     );
   });
 });
@@ -243,7 +180,7 @@ describe('when Redis dies mid-upload', () => {
   before(async () => {
     const services = await getServices();
     redisServer = await startRedis();
-    rig = await startRig(services.s3, redisServer.url);
+    rig = await startRig({ s3: services.s3, redisUrl: redisServer.url, env: RIG_ENV });
   });
   after(async () => {
     await rig.close();
