@@ -4,9 +4,6 @@
 // every action from the cache, the test must report `(cached) PASSED`, and the 50 MiB blob and the
 // directory output must come back byte for byte.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
 import { type BazelRunOptions, prepareWorkspace } from '../support/bazel.ts';
@@ -23,7 +20,7 @@ import {
   type SharedStore,
   startReplica,
 } from '../support/replicas.ts';
-import { startTessera, type TesseraProcess } from '../support/tessera.ts';
+import { startEmbeddedTessera, type TesseraProcess } from '../support/tessera.ts';
 
 // Each scenario is four Bazel commands plus a clean; on a 2-core machine it takes well under a
 // minute, so this only stops a hang.
@@ -103,33 +100,8 @@ async function withServer(
 
 /** Embedded mode: a data directory and nothing else, even if the caller's shell names S3. */
 async function startEmbedded(): Promise<ServerHandle> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'tessera-e2e-data-'));
-  try {
-    const server = await startTessera({
-      env: {
-        TESSERA_DATA_DIR: dataDir,
-        TESSERA_STAGING_DIR: undefined,
-        TESSERA_S3_ENDPOINT: undefined,
-        TESSERA_S3_BUCKET: undefined,
-        TESSERA_S3_PREFIX: undefined,
-        TESSERA_REDIS_URL: undefined,
-        TESSERA_REDIS_PREFIX: undefined,
-      },
-    });
-    return {
-      server,
-      async stop() {
-        try {
-          await server.stop();
-        } finally {
-          await rm(dataDir, { recursive: true, force: true });
-        }
-      },
-    };
-  } catch (error) {
-    await rm(dataDir, { recursive: true, force: true });
-    throw error;
-  }
+  const { server, stop } = await startEmbeddedTessera();
+  return { server, stop };
 }
 
 /** S3 + Redis mode, isolated from other tests by a random object prefix and key prefix. */

@@ -27,7 +27,7 @@ import {
   snapshotTree,
 } from '../support/buildstream.ts';
 import { createTestS3Client, getServices, type S3Settings } from '../support/services/index.ts';
-import { startTessera, type TesseraProcess } from '../support/tessera.ts';
+import { startEmbeddedTessera, startTessera, type TesseraProcess } from '../support/tessera.ts';
 
 /** Five bst commands of a second or two each; this only stops a hang. */
 const SCENARIO_TIMEOUT_MS = 120_000;
@@ -157,35 +157,8 @@ async function withServer(
 const LOG_LEVEL = 'debug';
 
 async function startEmbedded(): Promise<ServerHandle> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'tessera-e2e-bst-data-'));
-  try {
-    const server = await startTessera({
-      env: {
-        TESSERA_DATA_DIR: dataDir,
-        TESSERA_LOG_LEVEL: LOG_LEVEL,
-        TESSERA_STAGING_DIR: undefined,
-        TESSERA_S3_ENDPOINT: undefined,
-        TESSERA_S3_BUCKET: undefined,
-        TESSERA_S3_PREFIX: undefined,
-        TESSERA_REDIS_URL: undefined,
-        TESSERA_REDIS_PREFIX: undefined,
-      },
-    });
-    return {
-      server,
-      countAssetRecords: () => countFiles(join(dataDir, 'asset')),
-      async stop() {
-        try {
-          await server.stop();
-        } finally {
-          await rm(dataDir, { recursive: true, force: true });
-        }
-      },
-    };
-  } catch (error) {
-    await rm(dataDir, { recursive: true, force: true });
-    throw error;
-  }
+  const { server, dataDir, stop } = await startEmbeddedTessera({ logLevel: LOG_LEVEL });
+  return { server, countAssetRecords: () => countFiles(join(dataDir, 'asset')), stop };
 }
 
 /** S3 + Redis mode, isolated from other tests by a random object prefix and key prefix. */

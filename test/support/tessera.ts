@@ -2,6 +2,9 @@
 // log line that says where it listens. Used by every test that talks to a real server process.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -89,4 +92,50 @@ export async function startTessera(options: StartOptions = {}): Promise<TesseraP
       await closed;
     },
   };
+}
+
+export interface EmbeddedTessera {
+  readonly server: TesseraProcess;
+  readonly dataDir: string;
+  /** Stops the server and removes its data directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `tessera serve` on the embedded store in a fresh data directory, even if the caller's shell
+ * names S3 or Redis.
+ */
+export async function startEmbeddedTessera(
+  options: { logLevel?: string } = {},
+): Promise<EmbeddedTessera> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tessera-embedded-'));
+  const removeData = () => rm(dataDir, { recursive: true, force: true });
+  try {
+    const server = await startTessera({
+      env: {
+        TESSERA_DATA_DIR: dataDir,
+        TESSERA_LOG_LEVEL: options.logLevel,
+        TESSERA_STAGING_DIR: undefined,
+        TESSERA_S3_ENDPOINT: undefined,
+        TESSERA_S3_BUCKET: undefined,
+        TESSERA_S3_PREFIX: undefined,
+        TESSERA_REDIS_URL: undefined,
+        TESSERA_REDIS_PREFIX: undefined,
+      },
+    });
+    return {
+      server,
+      dataDir,
+      async stop() {
+        try {
+          await server.stop();
+        } finally {
+          await removeData();
+        }
+      },
+    };
+  } catch (error) {
+    await removeData();
+    throw error;
+  }
 }
