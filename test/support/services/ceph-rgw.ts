@@ -54,6 +54,8 @@ const RGW_NAME = 'client.rgw';
 const MEMSTORE_DEVICE_BYTES = 4 * 1024 ** 3;
 
 const CLUSTER_READY_TIMEOUT_MS = 60_000;
+/** Starts tried when the gateway's port turns out to be taken. */
+const START_ATTEMPTS = 4;
 const GATEWAY_READY_TIMEOUT_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 60_000;
 const POLL_INTERVAL_MS = 50;
@@ -91,14 +93,19 @@ export interface RgwOptions {
 
 /** Brings up mon, OSD and radosgw, creates the test user and bucket, and resolves when S3 works. */
 export async function startRgw(options: RgwOptions = {}): Promise<RgwServer> {
-  const server = new LocalRgw(await findFreePort(), options.bucket ?? DEFAULT_TEST_BUCKET);
-  try {
-    await server.start();
-  } catch (error) {
-    await server.stop();
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    const server = new LocalRgw(await findFreePort(), options.bucket ?? DEFAULT_TEST_BUCKET);
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      await server.stop();
+      // The gateway's port was free when picked, but the cluster's own daemons bind ports of
+      // their choosing while it starts and may take it; pick another and start again.
+      const taken = String((error as Error).message).includes('Address already in use');
+      if (!taken || attempt >= START_ATTEMPTS) throw error;
+    }
   }
-  return server;
 }
 
 /** An S3 client that works against RGW, MinIO and AWS alike. */

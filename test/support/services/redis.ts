@@ -18,6 +18,8 @@ import {
 
 const READY_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
+/** Starts tried when the picked port turns out to be taken. */
+const START_ATTEMPTS = 3;
 const PING_TIMEOUT_MS = 1_000;
 
 export interface RedisServer {
@@ -34,15 +36,18 @@ export interface RedisServer {
 
 /** Starts redis-server and resolves once it answers PING. */
 export async function startRedis(): Promise<RedisServer> {
-  const port = await findFreePort();
-  const server = new LocalRedis(port);
-  try {
-    await server.start();
-  } catch (error) {
-    await server.stop();
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    const server = new LocalRedis(await findFreePort());
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      await server.stop();
+      // The port was free when picked; another process (a Ceph daemon starting alongside) may
+      // have bound it since. Pick another.
+      if (attempt >= START_ATTEMPTS) throw error;
+    }
   }
-  return server;
 }
 
 class LocalRedis implements RedisServer {
