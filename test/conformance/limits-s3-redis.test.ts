@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type ClientWritableStream, status } from '@grpc/grpc-js';
-import { codeOf, connect, digestOf, randomBlob, uploadName } from '../support/client.ts';
+import {
+  codeOf,
+  connect,
+  digestOf,
+  randomBlob,
+  uploadName,
+  writeProgress,
+} from '../support/client.ts';
 import { startS3Redis } from './harness.ts';
 import { describeLimits } from './limits-suite.ts';
 
@@ -27,19 +34,7 @@ describe('resource limits: S3 + Redis streaming uploads', () => {
       client.close();
       await server.stop();
     });
-    const progress = async (name: string) => {
-      try {
-        const reply = await client.unary<{ committedSize: number }>(
-          client.byteStream,
-          'QueryWriteStatus',
-          { resourceName: name },
-        );
-        return reply.committedSize;
-      } catch (error) {
-        if (codeOf(error) === status.NOT_FOUND) return undefined;
-        throw error;
-      }
-    };
+    const progress = (name: string) => writeProgress(client, name);
 
     const large = randomBlob(12 * MIB);
     const name = uploadName(digestOf(large));

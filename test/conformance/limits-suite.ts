@@ -13,6 +13,7 @@ import {
   randomBlob,
   type TestClient,
   uploadName,
+  writeProgress,
 } from '../support/client.ts';
 import type { ServerFactory, ServerUnderTest } from './harness.ts';
 
@@ -94,20 +95,7 @@ export function describeLimits(mode: string, start: ServerFactory): void {
       clients.push(client);
       return { server, client };
     };
-    /** Where the server would let this upload resume; undefined for NOT_FOUND. */
-    const progressOf = async (client: TestClient, name: string) => {
-      try {
-        const reply = await client.unary<{ committedSize: number }>(
-          client.byteStream,
-          'QueryWriteStatus',
-          { resourceName: name },
-        );
-        return reply.committedSize;
-      } catch (error) {
-        if (codeOf(error) === status.NOT_FOUND) return undefined;
-        throw error;
-      }
-    };
+    const progressOf = writeProgress;
     const received = (client: TestClient, upload: OpenWrite, bytes: number) =>
       eventually(`the server receiving ${bytes} bytes of ${upload.name}`, async () => {
         return (await progressOf(client, upload.name)) === bytes;

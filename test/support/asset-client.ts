@@ -1,10 +1,8 @@
 // A Remote Asset client for tests (build.bazel.remote.asset.v1 Fetch and Push), built on the same
 // protos as the server, with promise helpers and the response shapes the suites read.
-import { type Client, credentials, makeClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeClientConstructor } from '@grpc/grpc-js';
 import { fetchService, pushService } from '../../src/grpc/proto.ts';
-import type { Digest } from './client.ts';
-
-type Untyped = Client & Record<string, (...args: unknown[]) => unknown>;
+import { callUnary, type Digest, type Untyped } from './client.ts';
 
 export interface Qualifier {
   name: string;
@@ -57,14 +55,7 @@ export function connectAssets(address: string): AssetClient {
     ) as unknown as Untyped;
   const fetch = make(fetchService);
   const push = make(pushService);
-  const unary = <Res>(client: Untyped, method: string, request: object) =>
-    new Promise<Res>((resolve, reject) => {
-      const fn = client[method] as (
-        req: object,
-        cb: (e: ServiceError | null, r: Res) => void,
-      ) => void;
-      fn.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
-    });
+  const unary = callUnary;
 
   return {
     fetchBlob: (request) => unary(fetch, 'FetchBlob', request),

@@ -12,6 +12,7 @@ import {
   type Metadata,
   makeClientConstructor,
   type ServiceError,
+  status,
 } from '@grpc/grpc-js';
 import {
   actionCacheService,
@@ -21,7 +22,7 @@ import {
 } from '../../src/grpc/proto.ts';
 
 type WriteCallback = (error: ServiceError | null, response: { committedSize: number }) => void;
-type Untyped = Client & Record<string, (...args: unknown[]) => unknown>;
+export type Untyped = Client & Record<string, (...args: unknown[]) => unknown>;
 
 export interface Digest {
   hash: string;
@@ -89,14 +90,7 @@ export function connect(address: string, connectOptions: ConnectOptions = {}): T
   const actionCache = make(actionCacheService);
   const capabilities = make(capabilitiesService);
 
-  const unary = <Res>(client: Untyped, method: string, request: object) =>
-    new Promise<Res>((resolve, reject) => {
-      const fn = client[method] as (
-        req: object,
-        cb: (e: ServiceError | null, r: Res) => void,
-      ) => void;
-      fn.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
-    });
+  const unary = callUnary;
 
   return {
     cas,
@@ -155,6 +149,32 @@ export function connect(address: string, connectOptions: ConnectOptions = {}): T
       for (const client of [cas, byteStream, actionCache, capabilities]) client.close();
     },
   };
+}
+
+/** Calls a unary method of a loosely typed client; rejects with the ServiceError. */
+export function callUnary<Res>(client: Untyped, method: string, request: object): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    const fn = client[method] as (
+      req: object,
+      cb: (e: ServiceError | null, r: Res) => void,
+    ) => void;
+    fn.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+/** Where the server would let an upload resume (QueryWriteStatus); undefined for NOT_FOUND. */
+export async function writeProgress(client: TestClient, name: string): Promise<number | undefined> {
+  try {
+    const reply = await client.unary<{ committedSize: number }>(
+      client.byteStream,
+      'QueryWriteStatus',
+      { resourceName: name },
+    );
+    return reply.committedSize;
+  } catch (error) {
+    if (codeOf(error) === status.NOT_FOUND) return undefined;
+    throw error;
+  }
 }
 
 export function sha256(data: Buffer | string): string {
