@@ -33,7 +33,10 @@ export function parseInstancePattern(text: string): InstancePattern | string {
   const prefix = text.endsWith('/*') ? text.slice(0, -2) : undefined;
   const name = prefix ?? text;
   if (name.includes('*')) {
-    return `instance pattern "${text}" may use "*" only alone or as its last segment, as in "team/*"`;
+    return (
+      `instance pattern "${text}" may use "*" only alone or as its last segment, ` +
+      'as in "team/*"'
+    );
   }
   if (prefix === '') return `instance pattern "${text}" has an empty prefix; use "*" for all`;
   try {

@@ -68,7 +68,8 @@ export function resolveDigestFunction(requested: unknown, hash: string): DigestF
     const inferred = INFERRED_BY_LENGTH.get(hash.length);
     if (!inferred) {
       throw invalidArgument(
-        `hash "${truncate(hash)}" has ${hash.length} hex digits, which matches no digest function ` +
+        `hash "${truncate(hash)}" has ${hash.length} hex digits, which matches no digest ` +
+          'function ' +
           `(expected 32, 40, 64, 96 or 128)`,
       );
     }
@@ -76,7 +77,8 @@ export function resolveDigestFunction(requested: unknown, hash: string): DigestF
   }
   if (!isDigestFunction(requested)) {
     throw invalidArgument(
-      `digest function ${String(requested)} is not supported; supported: ${DIGEST_FUNCTIONS.join(', ')}`,
+      `digest function ${String(requested)} is not supported; supported: ` +
+        DIGEST_FUNCTIONS.join(', '),
     );
   }
   return requested;

@@ -1,6 +1,6 @@
 // The one error type of Tessera. Every failure that can reach a client is a CasError with a code;
-// `toCasError` turns anything thrown into one. The `cause` is kept for the logs and is never sent to
-// the client (it may hold bucket names, hosts or credentials in SDK error text).
+// `toCasError` turns anything thrown into one. The `cause` is kept for the logs and is never sent
+// to the client (it may hold bucket names, hosts or credentials in SDK error text).
 
 export type CasErrorCode =
   | 'invalid_argument'

@@ -8,13 +8,17 @@ import { envNameOf, flagNameOf, SETTING_NAMES } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from './client-commands.ts';
 
+function settingLine(name: (typeof SETTING_NAMES)[number]): string {
+  return `  ${(flagNameOf(name) ?? '').padEnd(32)} ${envNameOf(name)}`;
+}
+
 const USAGE = `usage: tessera serve [--listen HOST:PORT] [--config FILE] [--setting value …]
 
 Runs the Tessera remote cache. With no S3 bucket and no Redis configured it keeps blobs in a
 local directory (--data-dir); with both it serves from S3 and commits in Redis.
 
 Settings (flag, environment variable):
-${SETTING_NAMES.map((name) => `  ${(flagNameOf(name) ?? '').padEnd(32)} ${envNameOf(name)}`).join('\n')}
+${SETTING_NAMES.map(settingLine).join('\n')}
 
 ${CLIENT_USAGE}`;
 

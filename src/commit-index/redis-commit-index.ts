@@ -6,7 +6,8 @@
 //                                          verified object. Expires after the lease unless a
 //                                          lookup, read or action-cache hit refreshes it.
 //   ac:{instance}:{fn}:{hash}:{size}    -> encoded ActionResult, with the same lease.
-// The fn, hash and size segments hold no ':', so distinct (instance, digest) pairs never share a key.
+// The fn, hash and size segments hold no ':', so distinct (instance, digest) pairs never share a
+// key.
 //
 // Losing entries (a Redis restart without persistence, a failover to a lagging replica) is safe:
 // the blob only looks missing and is uploaded again. The one unsafe state, an entry whose object is

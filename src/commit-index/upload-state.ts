@@ -8,8 +8,8 @@
 //                 (1..n, each exactly one part size) with their ETags, and the hasher's state
 //                 after those n parts
 //     marker      the name of the key below
-//   {prefix}mpu:{s3 multipart upload id} -> the upload's key: tells the janitor (storage/janitor.ts)
-//     that a live upload owns this multipart upload
+//   {prefix}mpu:{s3 multipart upload id} -> the upload's key: tells the janitor
+//     (storage/janitor.ts) that a live upload owns this multipart upload
 // Both expire after the upload idle timeout; every checkpoint and take-over renews them.
 // LIMITATION: take-over and remove reach the marker through the hash rather than through KEYS, so
 // the scripts assume one Redis, not a cluster that shards those two keys apart.

@@ -47,7 +47,10 @@ export function loadConfig({ argv, env }: LoadInput): Settings {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '');
       if (issue.code === 'unrecognized_keys') {
-        return `unknown setting(s) ${issue.keys.join(', ')} in ${configPath}; known: ${SETTING_NAMES.join(', ')}`;
+        return (
+          `unknown setting(s) ${issue.keys.join(', ')} in ${configPath}; ` +
+          `known: ${SETTING_NAMES.join(', ')}`
+        );
       }
       const value = raw.values[name];
       const shown = SECRET_SETTINGS.has(name as SettingName)

@@ -229,7 +229,8 @@ function assertSameResource(name: string, first: UploadResource): void {
 function assertUncompressed(resource: BlobResource): void {
   if (resource.compressor !== 'identity') {
     throw invalidArgument(
-      `compressor "${resource.compressor}" is not supported; use uncompressed blobs/ resource names`,
+      `compressor "${resource.compressor}" is not supported; ` +
+        'use uncompressed blobs/ resource names',
     );
   }
 }

@@ -135,7 +135,8 @@ function parseBlobPart(
     const named = segments[i++];
     if (named === undefined || !(COMPRESSORS as readonly string[]).includes(named)) {
       throw invalidArgument(
-        `compressor "${named ?? ''}" in "${show(whole)}" is unknown; known: ${COMPRESSORS.join(', ')}`,
+        `compressor "${named ?? ''}" in "${show(whole)}" is unknown; known: ` +
+          COMPRESSORS.join(', '),
       );
     }
     compressor = named as Compressor;

@@ -115,7 +115,8 @@ export class S3ObjectStore {
     const stored = await this.head(digest);
     if (stored !== digest.size) {
       throw unavailable(
-        `object store holds ${stored ?? 'no'} bytes for ${key} after upload, expected ${digest.size}`,
+        `object store holds ${stored ?? 'no'} bytes for ${key} after upload, ` +
+          `expected ${digest.size}`,
       );
     }
   }

@@ -5,8 +5,10 @@
 //
 // Order at finish, and what a crash after each step leaves:
 //   1. size and hash verified over the bytes kept -> mismatch: abort, INVALID_ARGUMENT
-//   2. last part uploaded, all parts confirmed    -> crash: incomplete multipart upload + checkpoint
-//   3. CompleteMultipartUpload, HEAD checks size  -> crash: a whole object without commit (invisible)
+//   2. last part uploaded, all parts confirmed    -> crash: incomplete multipart upload and its
+//                                                    checkpoint
+//   3. CompleteMultipartUpload, HEAD checks size  -> crash: a whole object without commit
+//                                                    (invisible)
 //   4. commit entry written                       -> visible everywhere; the client is answered
 //   5. checkpoint removed                         -> crash before: it expires on its own
 // The object key is content-addressed, so completing over an object another upload already wrote
