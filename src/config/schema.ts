@@ -47,69 +47,155 @@ const optionalText = z
 
 export const settingsSchema = z
   .object({
-    listen: hostPort.default('127.0.0.1:8980'),
+    listen: hostPort.default('127.0.0.1:8980').describe('gRPC address, HOST:PORT.'),
     dataDir: z
       .string()
       .min(1)
-      .default(join(homedir(), '.local', 'share', 'tessera')),
-    stagingDir: optionalText,
-    s3Endpoint: optionalText.pipe(z.url().optional()),
-    s3Bucket: optionalText,
-    s3Region: z.string().min(1).default('us-east-1'),
-    s3ForcePathStyle: boolean.default(false),
+      .default(join(homedir(), '.local', 'share', 'tessera'))
+      .describe(
+        'Directory of the embedded store (used when neither an S3 bucket nor Redis is set).',
+      ),
+    stagingDir: optionalText.describe(
+      'Spool files of uploads in progress. Default: {dataDir}/staging in embedded mode (it ' +
+        'must share a filesystem with the data), a temporary directory in S3 mode.',
+    ),
+    s3Endpoint: optionalText
+      .pipe(z.url().optional())
+      .describe('S3 endpoint URL; unset means AWS S3 itself.'),
+    s3Bucket: optionalText.describe(
+      'Bucket of the blobs; setting it selects S3 mode, which also needs redisUrl.',
+    ),
+    s3Region: z.string().min(1).default('us-east-1').describe('Region for request signing.'),
+    s3ForcePathStyle: boolean
+      .default(false)
+      .describe(
+        'Address the bucket in the path instead of the host name: true for MinIO and Ceph RGW.',
+      ),
     s3Prefix: z
       .string()
       .regex(/^[A-Za-z0-9!_.*'()/-]*$/, "expected letters, digits and !_.*'()/- only")
-      .default(''),
-    s3MultipartThresholdBytes: integer(0).default(16 * MIB),
-    s3PartSizeBytes: integer(S3_MIN_PART_SIZE_BYTES, S3_MAX_PART_SIZE_BYTES).default(8 * MIB),
-    s3UploadConcurrency: integer(1, 64).default(4),
-    redisUrl: optionalText.pipe(
-      z
-        .string()
-        .regex(/^rediss?:\/\//, 'expected redis://… or rediss://…')
-        .optional(),
+      .default('')
+      .describe('Key prefix inside the bucket, so several deployments can share one bucket.'),
+    s3MultipartThresholdBytes: integer(0)
+      .default(16 * MIB)
+      .describe(
+        'Blobs up to this size are written with one PUT; larger ones are streamed as a ' +
+          'multipart upload while they arrive.',
+      ),
+    s3PartSizeBytes: integer(S3_MIN_PART_SIZE_BYTES, S3_MAX_PART_SIZE_BYTES)
+      .default(8 * MIB)
+      .describe('Multipart part size, 5 MiB to 5 GiB.'),
+    s3UploadConcurrency: integer(1, 64)
+      .default(4)
+      .describe('Parts of one upload in flight to S3 at once.'),
+    redisUrl: optionalText
+      .pipe(
+        z
+          .string()
+          .regex(/^rediss?:\/\//, 'expected redis://… or rediss://…')
+          .optional(),
+      )
+      .describe('Redis of the commit index, redis://… or rediss://…; required in S3 mode.'),
+    redisPrefix: z
+      .string()
+      .default('tessera:')
+      .describe('Prefix of every Redis key, so several deployments can share one Redis.'),
+    casLeaseSeconds: integer(0)
+      .default(30 * 24 * 3600)
+      .describe(
+        'Lifetime of a commit entry or action result since it was last written, read or ' +
+          'found; 0 keeps them forever.',
+      ),
+    maxBatchTotalSizeBytes: integer(1024, 64 * MIB)
+      .default(4 * MIB - 64 * 1024)
+      .describe('Largest batch request or response the server advertises and accepts.'),
+    readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES)
+      .default(256 * 1024)
+      .describe('Size of ByteStream Read chunks, at most 1 MiB.'),
+    verifyReads: z
+      .enum(['never', 'always'])
+      .default('never')
+      .describe(
+        'always: hash every whole read; a blob whose stored bytes do not match its digest ' +
+          'is refused (NOT_FOUND, or an error ending a ByteStream Read), its commit dropped ' +
+          'and an error logged. Ranged reads are not checked. Costs one hash pass per read.',
+      ),
+    uploadIdleTimeoutSeconds: integer(1)
+      .default(600)
+      .describe(
+        'How long a broken-off upload waits for a resume, and how long a Write may send ' +
+          'nothing before it is ended (DEADLINE_EXCEEDED) and its upload dropped.',
+      ),
+    maxConcurrentUploads: integer(1)
+      .default(256)
+      .describe(
+        'ByteStream upload sessions per process, parked ones included; beyond it the ' +
+          'longest-parked one is evicted, or RESOURCE_EXHAUSTED if none is parked. Batches do' +
+          ' not count.',
+      ),
+    stagingMaxBytes: integer(0)
+      .default(0)
+      .describe(
+        'Staging space uploads and batches may reserve; a blob that would not fit is ' +
+          "RESOURCE_EXHAUSTED before a byte is written. 0: no limit but the disk's.",
+      ),
+    shutdownGraceSeconds: integer(0)
+      .default(30)
+      .describe('How long SIGTERM waits for calls in flight before it cancels them.'),
+    tlsCertFile: optionalText.describe(
+      'PEM certificate (chain) of the gRPC port; with tlsKeyFile, turns TLS on.',
     ),
-    redisPrefix: z.string().default('tessera:'),
-    casLeaseSeconds: integer(0).default(30 * 24 * 3600),
-    maxBatchTotalSizeBytes: integer(1024, 64 * MIB).default(4 * MIB - 64 * 1024),
-    readChunkBytes: integer(1024, MAX_READ_CHUNK_BYTES).default(256 * 1024),
-    /** `always`: hash every whole read and refuse a blob whose stored bytes do not match. */
-    verifyReads: z.enum(['never', 'always']).default('never'),
-    uploadIdleTimeoutSeconds: integer(1).default(600),
-    /** Upload sessions (streaming and parked) per process; see docs/ARCHITECTURE.md, Limits. */
-    maxConcurrentUploads: integer(1).default(256),
-    /** Staging space uploads may reserve; 0: no limit but the disk's. */
-    stagingMaxBytes: integer(0).default(0),
-    shutdownGraceSeconds: integer(0).default(30),
-    tlsCertFile: optionalText,
-    tlsKeyFile: optionalText,
-    tlsClientCaFile: optionalText,
-    /** `TOKEN:PERMISSIONS[:INSTANCE_PATTERN]`, comma-separated; kept as SHA-256 digests only. */
-    authTokens: optionalText.transform((text, ctx): TokenEntry[] | undefined => {
-      if (text === undefined) return undefined;
-      const parsed = parseStaticTokens(text);
-      const problems = parsed.filter((item): item is string => typeof item === 'string');
-      for (const message of problems) ctx.addIssue({ code: 'custom', message });
-      return problems.length > 0 ? z.NEVER : (parsed as TokenEntry[]);
-    }),
-    authTokensFile: optionalText,
-    janitorIntervalSeconds: integer(0).default(900),
-    abandonedUploadGraceSeconds: integer(0).default(3600),
-    /** For crash tests only: see src/observability/crash-points.ts. */
+    tlsKeyFile: optionalText.describe(
+      'PEM private key of tlsCertFile, unencrypted; give both files or neither.',
+    ),
+    tlsClientCaFile: optionalText.describe(
+      'PEM CA certificate(s): clients must present a certificate it signed (mutual TLS).',
+    ),
+    authTokens: optionalText
+      .transform((text, ctx): TokenEntry[] | undefined => {
+        if (text === undefined) return undefined;
+        const parsed = parseStaticTokens(text);
+        const problems = parsed.filter((item): item is string => typeof item === 'string');
+        for (const message of problems) ctx.addIssue({ code: 'custom', message });
+        return problems.length > 0 ? z.NEVER : (parsed as TokenEntry[]);
+      })
+      .describe(
+        'Bearer tokens, TOKEN:PERMISSIONS[:INSTANCE_PATTERN] comma-separated; kept as ' +
+          'SHA-256 digests only. A secret, so it has no flag.',
+      ),
+    authTokensFile: optionalText.describe(
+      'JSON file of tokens and grants, reloaded when it changes and on SIGHUP.',
+    ),
+    janitorIntervalSeconds: integer(0)
+      .default(900)
+      .describe(
+        'How often each replica looks for abandoned multipart uploads to abort; 0: only at start.',
+      ),
+    abandonedUploadGraceSeconds: integer(0)
+      .default(3600)
+      .describe(
+        'Age after which a multipart upload that no live upload owns is aborted by the janitor.',
+      ),
     crashPoints: z
       .string()
       .regex(
         /^([a-z0-9-]+(:\d+)?)(,[a-z0-9-]+(:\d+)?)*$/,
         'expected point:n[,point:n…], e.g. s3-complete:2',
       )
-      .optional(),
+      .optional()
+      .describe(
+        'For crash tests only: point:n[,point:n…] makes the process die (SIGKILL) the n-th time' +
+          ' it reaches that point (see src/observability/crash-points.ts).',
+      ),
     logLevel: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-      .default('info'),
-    awsAccessKeyId: optionalText,
-    awsSecretAccessKey: optionalText,
-    awsSessionToken: optionalText,
+      .default('info')
+      .describe('Least severe log level written (JSON lines on standard output).'),
+    awsAccessKeyId: optionalText.describe(
+      "S3 access key; otherwise the AWS SDK's default credential chain.",
+    ),
+    awsSecretAccessKey: optionalText.describe('S3 secret key; a secret, so it has no flag.'),
+    awsSessionToken: optionalText.describe('S3 session token; a secret, so it has no flag.'),
   })
   .strict();
 
