@@ -2,6 +2,7 @@
 // file parses arguments, reads TESSERA_SERVER, prints results on stdout and messages on stderr,
 // and turns the library's error kinds into the exit codes documented in CLIENT_USAGE.
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import {
@@ -11,7 +12,12 @@ import {
   resolveDigestFunction,
   toDigest,
 } from '../cas/digest.ts';
-import { type Connection, DEFAULT_SERVER, openConnection } from '../client/connection.ts';
+import {
+  type ClientSecurity,
+  type Connection,
+  DEFAULT_SERVER,
+  openConnection,
+} from '../client/connection.ts';
 import { checkTarget, downloadTree } from '../client/downloader.ts';
 import { type ClientErrorKind, toClientError, usageError } from '../client/errors.ts';
 import { createProgress } from '../client/progress.ts';
@@ -36,7 +42,15 @@ against its digest. Progress is drawn on stderr only when stderr is a terminal. 
 download DIR holds part of the tree: remove it before trying again.
 
 Client flags:
-  --server HOST:PORT        the cache; default $TESSERA_SERVER, else ${DEFAULT_SERVER}
+  --server ADDRESS          the cache, HOST:PORT, grpc://HOST:PORT or grpcs://HOST:PORT (TLS);
+                            default $TESSERA_SERVER, else ${DEFAULT_SERVER}
+  --tls                     use TLS, checking the server against the system's CAs
+  --tls-ca-file FILE        use TLS, checking the server against the CA certificate(s) in FILE
+  --tls-cert-file FILE      client certificate for mutual TLS (PEM), with --tls-key-file
+  --tls-key-file FILE       its private key (PEM, unencrypted)
+  --token-file FILE         send the bearer token in FILE with every call; the token can also
+                            come from $TESSERA_TOKEN (there is no flag for the token itself:
+                            flags show in ps)
   --instance NAME           instance name; default empty
   --digest-function NAME    ${FUNCTION_NAMES}
                             upload defaults to sha256; download and cat to the
@@ -56,6 +70,7 @@ const EXIT_CODES: Record<ClientErrorKind, number> = { failed: 1, usage: 2, unrea
 
 interface Flags {
   readonly server: string;
+  readonly security: ClientSecurity;
   readonly instance: string;
   readonly digestFunction: DigestFunction | undefined;
   readonly jobs: number;
@@ -161,6 +176,7 @@ async function withConnection(
     server: flags.server,
     instance: flags.instance,
     digestFunction,
+    security: flags.security,
   });
   try {
     await use(connection);
@@ -192,8 +208,10 @@ function parseFlags(argv: string[], env: NodeJS.ProcessEnv): Flags {
       throw usageError(`--digest-function "${name}" is not one of ${FUNCTION_NAMES}`);
     }
   }
+  const { server, security } = parseSecurity(values, env);
   return {
-    server: values.server ?? (env.TESSERA_SERVER || DEFAULT_SERVER),
+    server,
+    security,
     instance: values.instance ?? '',
     digestFunction,
     jobs,
@@ -213,8 +231,68 @@ function parseClientArgs(argv: string[]) {
       'digest-function': { type: 'string' },
       jobs: { type: 'string' },
       json: { type: 'boolean' },
+      tls: { type: 'boolean' },
+      'tls-ca-file': { type: 'string' },
+      'tls-cert-file': { type: 'string' },
+      'tls-key-file': { type: 'string' },
+      'token-file': { type: 'string' },
     },
   });
+}
+
+type ClientValues = ReturnType<typeof parseClientArgs>['values'];
+
+/** The server address without its scheme, and what TLS and token to use with it. */
+function parseSecurity(
+  values: ClientValues,
+  env: NodeJS.ProcessEnv,
+): { server: string; security: ClientSecurity } {
+  const address = values.server ?? (env.TESSERA_SERVER || DEFAULT_SERVER);
+  const scheme = /^([a-z]+):\/\//.exec(address)?.[1];
+  if (scheme !== undefined && scheme !== 'grpc' && scheme !== 'grpcs') {
+    throw usageError(`server "${address}": the scheme must be grpc:// or grpcs://`);
+  }
+  const server = scheme === undefined ? address : address.slice(scheme.length + 3);
+  if (scheme === 'grpc' && (values.tls || values['tls-ca-file'] !== undefined)) {
+    throw usageError(`server "${address}" says grpc:// (plaintext) but a TLS flag was given`);
+  }
+  const certFile = values['tls-cert-file'];
+  const keyFile = values['tls-key-file'];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw usageError('--tls-cert-file and --tls-key-file go together: give both or neither');
+  }
+  const useTls =
+    scheme === 'grpcs' ||
+    values.tls === true ||
+    values['tls-ca-file'] !== undefined ||
+    certFile !== undefined;
+  const tls = useTls
+    ? {
+        ca: readFlagFile('--tls-ca-file', values['tls-ca-file']),
+        cert: readFlagFile('--tls-cert-file', certFile),
+        key: readFlagFile('--tls-key-file', keyFile),
+      }
+    : undefined;
+  const tokenText =
+    values['token-file'] !== undefined
+      ? readFlagFile('--token-file', values['token-file'])?.toString('utf8')
+      : env.TESSERA_TOKEN || undefined;
+  const token = tokenText?.trim() || undefined;
+  if (tokenText !== undefined && token === undefined) {
+    const source = values['token-file'] !== undefined ? '--token-file' : 'TESSERA_TOKEN';
+    throw usageError(`${source} holds no token (it is empty)`);
+  }
+  return { server, security: { tls, token } };
+}
+
+function readFlagFile(flag: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw usageError(`${flag} "${path}" cannot be read (${reason})`);
+  }
 }
 
 /** `HASH/SIZE`; the function is the flag's, or else the one the hash length implies. */

@@ -7,9 +7,12 @@
 // times with backoff, then reported as `failed`.
 import { randomUUID } from 'node:crypto';
 import {
+  type ChannelCredentials,
   type Client,
   type ClientReadableStream,
   credentials,
+  InterceptingCall,
+  type Interceptor,
   makeClientConstructor,
   type ServiceError,
   status,
@@ -50,6 +53,15 @@ export interface ConnectOptions {
   /** Defaults to SHA256; refused unless the server lists it. */
   readonly digestFunction?: DigestFunction;
   readonly connectTimeoutMs?: number;
+  readonly security?: ClientSecurity;
+}
+
+/** How the client proves who it is and checks whom it talks to. */
+export interface ClientSecurity {
+  /** TLS, checked against `ca` (PEM) or else the system's CAs; `cert` and `key` for mutual TLS. */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+  /** Sent as `authorization: Bearer …` with every call. */
+  readonly token?: string;
 }
 
 export interface BlobData {
@@ -95,7 +107,7 @@ export async function openConnection(options: ConnectOptions): Promise<Connectio
   assertServerAddress(options.server);
   const instance = toInstance(options.instance ?? '');
   const fn = options.digestFunction ?? 'SHA256';
-  const clients = createClients(options.server);
+  const clients = createClients(options.server, options.security ?? {});
 
   let maxBatchBytes: number;
   try {
@@ -132,12 +144,18 @@ interface Clients {
   readonly byteStream: Untyped;
 }
 
-function createClients(server: string): Clients {
-  const options = { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES };
+function createClients(server: string, security: ClientSecurity): Clients {
+  const options = {
+    'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+    // An interceptor rather than call credentials: grpc-js refuses those on a plaintext channel,
+    // and a token over plaintext is legitimate on loopback or behind a TLS-terminating proxy.
+    interceptors: security.token === undefined ? [] : [bearerInterceptor(security.token)],
+  };
+  const channel = channelCredentials(security);
   const make = (definition: Parameters<typeof makeClientConstructor>[0]) =>
     new (makeClientConstructor(definition, 'service'))(
       server,
-      credentials.createInsecure(),
+      channel,
       options,
     ) as unknown as Untyped;
   return {
@@ -145,6 +163,21 @@ function createClients(server: string): Clients {
     cas: make(casService),
     byteStream: make(byteStreamService),
   };
+}
+
+function channelCredentials({ tls }: ClientSecurity): ChannelCredentials {
+  if (tls === undefined) return credentials.createInsecure();
+  return credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+}
+
+function bearerInterceptor(token: string): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 function closeClients(clients: Clients): void {

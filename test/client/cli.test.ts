@@ -19,38 +19,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { TESSERA_ENTRY, runTessera as tessera } from '../support/cli.ts';
 import { randomBlob, sha256 } from '../support/client.ts';
 import { startTessera, type TesseraProcess } from '../support/tessera.ts';
 
-const ENTRY = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
 const DIGEST_RE = /^[0-9a-f]{64}\/\d+$/;
 /** Small enough that the fixture needs several batches and streams some mid-sized files. */
 const BATCH_LIMIT_BYTES = 64 * 1024;
-
-interface Run {
-  status: number | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs the tessera command to completion without blocking the test process's event loop. */
-async function tessera(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, [ENTRY, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  const [status] = (await once(child, 'close')) as [number | null];
-  return {
-    status,
-    stdout: Buffer.concat(stdout),
-    stderr: Buffer.concat(stderr).toString('utf8'),
-  };
-}
 
 /** Deterministic bytes; randomBlob types its seed as a UUID, but any text seeds it. */
 function seeded(size: number, name: string): Buffer {
@@ -245,7 +220,7 @@ describe('tessera upload, download and cat', () => {
   });
 
   it('draws progress on stderr when it is a terminal', { skip: !hasScript() }, async () => {
-    const command = [process.execPath, ENTRY, 'upload', tree].map(quote).join(' ');
+    const command = [process.execPath, TESSERA_ENTRY, 'upload', tree].map(quote).join(' ');
     const child = spawn('script', ['-qec', command, '/dev/null'], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
