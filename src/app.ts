@@ -1,6 +1,8 @@
 // The composition root: checks the TLS files and loads the access tokens, builds the backend for
 // the configured mode, the CAS, the upload registry, the asset store and the gRPC server, and tears
 // them down in order.
+
+import { join } from 'node:path';
 import type { AssetStore } from './asset/asset-store.ts';
 import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
 import { RedisAssetStore } from './asset/redis-asset-store.ts';
@@ -13,8 +15,20 @@ import { RedisCommitIndex } from './commit-index/redis-commit-index.ts';
 import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
 import { DirectoryStore } from './embedded/directory-store.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
+import {
+  countFiles,
+  countRedisKeys,
+  instrumentRedis,
+  instrumentS3Client,
+  registerCommitEntryGauge,
+  registerStagingGauges,
+} from './observability/backend-metrics.ts';
 import { armCrashPoints } from './observability/crash-points.ts';
+import { type HttpServer, startHttpServer } from './observability/http-server.ts';
 import type { Logger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { dataDirProbe, escapeRedisGlob, redisProbe, s3Probe } from './observability/probes.ts';
+import { createReadiness, type Probe, type Readiness } from './observability/readiness.ts';
 import { StagingBudget } from './staging/budget.ts';
 import { prepareStagingDir } from './staging/spool.ts';
 import { MultipartJanitor } from './storage/janitor.ts';
@@ -29,6 +43,10 @@ export interface App {
   readonly assets: AssetStore;
   readonly access: AccessControl;
   readonly tls: TlsMode;
+  /** host:port of the operations HTTP server; undefined when httpListen is unset. */
+  readonly httpAddress: string | undefined;
+  readonly metrics: Metrics;
+  readonly readiness: Readiness;
   close(): Promise<void>;
 }
 
@@ -45,12 +63,16 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   if (swept > 0)
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
-  const { backend, assets, janitor } = await createBackend(settings, log);
+  const metrics = createMetrics();
+  const { backend, assets, janitor, probes } = await createBackend(settings, log, metrics);
   janitor?.start();
+  const readiness = createReadiness(probes);
+  const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
+  registerStagingGauges(metrics, stagingBudget);
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
-    stagingBudget: new StagingBudget(settings.stagingMaxBytes),
+    stagingBudget,
     verifyReads: settings.verifyReads,
     log,
   });
@@ -67,11 +89,17 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
     log,
     access,
+    metrics,
   });
   let address: string;
+  let http: HttpServer | undefined;
   try {
     address = await bindServer(server, settings.listen, security.credentials);
+    if (settings.httpListen) {
+      http = await startHttpServer(settings.httpListen, { metrics, readiness, log });
+    }
   } catch (error) {
+    server.forceShutdown();
     access.close();
     await backend.close();
     throw error;
@@ -83,8 +111,13 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     assets,
     access,
     tls: security.mode,
+    httpAddress: http?.address,
+    metrics,
+    readiness,
     async close() {
+      readiness.drain();
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
+      await http?.close();
       access.close();
       await uploads.closeAll();
       await janitor?.stop();
@@ -93,14 +126,21 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   };
 }
 
-async function createBackend(
-  settings: Settings,
-  log: Logger,
-): Promise<{ backend: Backend; assets: AssetStore; janitor?: MultipartJanitor }> {
+interface Backends {
+  backend: Backend;
+  assets: AssetStore;
+  janitor?: MultipartJanitor;
+  /** What readiness checks: each backend this replica cannot serve without. */
+  probes: Probe[];
+}
+
+async function createBackend(settings: Settings, log: Logger, metrics: Metrics): Promise<Backends> {
   if (!isCloudMode(settings)) {
+    registerCommitEntryGauge(metrics, () => countFiles(join(settings.dataDir, 'cas')));
     return {
       backend: new DirectoryStore(settings.dataDir),
       assets: new DirectoryAssetStore(settings.dataDir),
+      probes: [dataDirProbe(settings.dataDir)],
     };
   }
 
@@ -127,11 +167,16 @@ async function createBackend(
     (key, uploadId, error) =>
       log.error({ key, uploadId, err: error }, 'gave up aborting a failed multipart upload'),
   );
+  instrumentS3Client(objects.client, metrics);
   const index = new RedisCommitIndex({
     url: settings.redisUrl as string,
     prefix: settings.redisPrefix,
     leaseSeconds: settings.casLeaseSeconds,
   });
+  instrumentRedis(index.redis, metrics);
+  registerCommitEntryGauge(metrics, () =>
+    countRedisKeys(index.redis, `${escapeRedisGlob(index.prefix)}cas:*`),
+  );
   if (!(await index.connect(REDIS_STARTUP_WAIT_MS))) {
     log.warn('redis is not reachable yet; serving UNAVAILABLE until it is');
   }
@@ -151,6 +196,7 @@ async function createBackend(
   );
   return {
     janitor,
+    probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
     backend: new S3RedisBackend(objects, index, log, `${where}, commits in redis`, {
       stagingDir: defaultStagingDir(settings),
       idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,

@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
   log.info(
     {
       address: app.address,
+      httpAddress: app.httpAddress,
       backend: app.backend.description,
       tls: app.tls,
       auth: app.access.summary,

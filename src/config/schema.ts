@@ -48,6 +48,12 @@ const optionalText = z
 export const settingsSchema = z
   .object({
     listen: hostPort.default('127.0.0.1:8980').describe('gRPC address, HOST:PORT.'),
+    httpListen: optionalText
+      .pipe(hostPort.optional())
+      .describe(
+        'Operations HTTP address, HOST:PORT: GET /metrics (Prometheus), /healthz (alive), ' +
+          '/readyz (backends reachable). Unset: no HTTP server. No auth: keep it private.',
+      ),
     dataDir: z
       .string()
       .min(1)

@@ -34,10 +34,15 @@ export function createActionCacheService(
         const instance = parseInstanceName(request.instanceName);
         const action = fromWireDigest(request.actionDigest, request.digestFunction);
         const encoded = await actions.getActionResult(instance, action);
-        if (!encoded) throw notFound(`no action result for ${formatDigest(action)}`);
+        const lookups = rpc.metrics.actionCacheLookups;
+        if (!encoded) {
+          lookups.inc({ result: 'miss' });
+          throw notFound(`no action result for ${formatDigest(action)}`);
+        }
         const result = decodeMessage<ActionResult>(ACTION_RESULT_TYPE, encoded);
         const missing = await findMissingReferences(cas, result, action.fn);
         if (missing.length > 0) {
+          lookups.inc({ result: 'incomplete' });
           rpcLog.info(
             {
               action: formatDigest(action),
@@ -50,6 +55,7 @@ export function createActionCacheService(
               'are not in the cache',
           );
         }
+        lookups.inc({ result: 'hit' });
         return result;
       },
     ),

@@ -18,6 +18,8 @@ import type { Logger } from '../observability/logger.ts';
 import {
   type Authorize,
   clientStreaming,
+  countReceived,
+  countSent,
   type RpcContext,
   sendWithBackpressure,
   serverStreaming,
@@ -49,6 +51,7 @@ export function createByteStreamService(
       {
         method: 'Read',
         permission: 'read',
+        transfer: 'download',
         instance: (request: ReadRequest) => parseReadResourceName(request.resourceName).instance,
       },
       async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
@@ -63,13 +66,14 @@ export function createByteStreamService(
         assertUncompressed(resource);
         for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
           if (!(await sendWithBackpressure(call, { data }))) return;
+          countSent(call, data.length);
         }
       },
     ),
 
     Write: clientStreaming(
       rpc,
-      { method: 'Write', permission: 'write' },
+      { method: 'Write', permission: 'write', transfer: 'upload' },
       (call: ServerReadableStream<WriteRequest, WriteResponse>, rpcLog, authorize) =>
         write(cas, uploads, call, rpcLog, authorize),
     ),
@@ -127,6 +131,7 @@ async function write(
       } else if (request.resourceName && request.resourceName !== firstName) {
         assertSameResource(request.resourceName, resource);
       }
+      countReceived(call, request.data.length);
       const active = lease as Lease;
       active.session.assertOwner(active.owner);
       await active.session.sink.append(request.writeOffset, request.data);

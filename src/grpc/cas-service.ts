@@ -8,7 +8,14 @@ import { mapConcurrently } from '../cas/concurrency.ts';
 import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
 import { readTreePages } from './get-tree.ts';
-import { type RpcContext, route, serverStreaming, unary } from './handlers.ts';
+import {
+  countReceived,
+  countSent,
+  type RpcContext,
+  route,
+  serverStreaming,
+  unary,
+} from './handlers.ts';
 import type {
   BatchReadBlobsRequest,
   BatchUpdateBlobsRequest,
@@ -44,15 +51,19 @@ export function createCasService(
         }
         const digests = request.blobDigests.map((d) => fromWireDigest(d, request.digestFunction));
         const missing = await cas.findMissing(digests);
+        const found = rpc.metrics.findMissingDigests;
+        found.inc({ result: 'missing' }, missing.length);
+        found.inc({ result: 'present' }, digests.length - missing.length);
         return { missingBlobDigests: missing.map(toWireDigest) };
       },
     ),
 
     BatchUpdateBlobs: unary(
       rpc,
-      route('BatchUpdateBlobs', 'write'),
-      async (request: BatchUpdateBlobsRequest, _call, rpcLog) => {
+      route('BatchUpdateBlobs', 'write', 'upload'),
+      async (request: BatchUpdateBlobsRequest, call, rpcLog) => {
         const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
+        countReceived(call, total);
         assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
         const responses = await mapConcurrently(
           request.requests,
@@ -81,14 +92,15 @@ export function createCasService(
 
     BatchReadBlobs: unary(
       rpc,
-      route('BatchReadBlobs', 'read'),
-      async (request: BatchReadBlobsRequest, _call, rpcLog) => {
+      route('BatchReadBlobs', 'read', 'download'),
+      async (request: BatchReadBlobsRequest, call, rpcLog) => {
         const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
         const responses = await mapConcurrently(digests, BATCH_CONCURRENCY, async (digest) => {
           try {
             const data = await cas.readAll(digest);
+            countSent(call, data.length);
             return {
               digest: toWireDigest(digest),
               data,

@@ -1,44 +1,51 @@
 // Wrappers that give every RPC handler the same shape: access control first, a child logger with
-// the method name, one place that turns anything thrown into a status, and duration logging at
-// debug level.
+// the method name, one place that turns anything thrown into a status, and one place that records
+// each finished call (tessera_rpcs_total, tessera_rpc_duration_seconds, transfers in flight; see
+// src/observability/metrics.ts), so no service can forget to.
 //
 // Access control cannot be left out: each wrapper takes the method's permission and either a
 // function that finds the request's instance name (checked before the handler runs) or, for a
 // client stream whose instance arrives with its first message, hands the handler an `authorize`
 // to call. The server refuses at startup to register a method that was not built by one of these
 // wrappers (see permissionOf and src/grpc/server.ts).
-import type {
-  handleClientStreamingCall,
-  handleServerStreamingCall,
-  handleUnaryCall,
-  ServerReadableStream,
-  ServerUnaryCall,
-  ServerWritableStream,
-  sendUnaryData,
+import {
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceError,
+  type sendUnaryData,
+  status,
 } from '@grpc/grpc-js';
 import type { AccessControl, Caller } from '../auth/access-control.ts';
 import type { Permission } from '../auth/permissions.ts';
-import { CasError } from '../cas/errors.ts';
+import { CasError, toCasError } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { parseInstanceName } from './resource-name.ts';
-import { toServiceError } from './status.ts';
+import { grpcCodeOf, toServiceError } from './status.ts';
 
 /** What every service needs from the server around it. */
 export interface RpcContext {
   readonly log: Logger;
   readonly access: AccessControl;
+  readonly metrics: Metrics;
 }
 
-export interface Route<Req> {
-  readonly method: string;
-  readonly permission: Permission;
-  /** The validated instance name of the request; throws INVALID_ARGUMENT. */
-  readonly instance: (request: Req) => string;
-}
+/** Calls that move blobs are counted in tessera_transfers_in_flight. */
+export type Transfer = 'upload' | 'download';
 
 export interface StreamRoute {
   readonly method: string;
   readonly permission: Permission;
+  readonly transfer?: Transfer;
+}
+
+export interface Route<Req> extends StreamRoute {
+  /** The validated instance name of the request; throws INVALID_ARGUMENT. */
+  readonly instance: (request: Req) => string;
 }
 
 /** Checks `permission` for this call on an instance; throws PERMISSION_DENIED. */
@@ -49,8 +56,12 @@ export const instanceField = (request: { instanceName?: unknown }): string =>
   parseInstanceName(request.instanceName);
 
 /** The route of a method whose request names its instance in `instance_name`. */
-export function route(method: string, permission: Permission): Route<{ instanceName?: unknown }> {
-  return { method, permission, instance: instanceField };
+export function route(
+  method: string,
+  permission: Permission,
+  transfer?: Transfer,
+): Route<{ instanceName?: unknown }> {
+  return { method, permission, instance: instanceField, ...(transfer ? { transfer } : {}) };
 }
 
 const PERMISSION_OF = new WeakMap<object, Permission>();
@@ -71,18 +82,17 @@ export function unary<Req, Res>(
   handler: (request: Req, call: ServerUnaryCall<Req, Res>, log: Logger) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return guarded(route.permission, (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
-    let rpcLog = rpc.log.child({ method: route.method });
-    const started = performance.now();
+    const record = begin(rpc, route, call);
     const run = async () => {
-      rpcLog = admit(rpc, route, call.metadata, call.request, rpcLog);
-      return handler(call.request, call, rpcLog);
+      record.log = admit(rpc, route, call.metadata, call.request, record.log);
+      return handler(call.request, call, record.log);
     };
     run().then(
       (response) => {
-        rpcLog.debug({ ms: elapsed(started) }, 'ok');
+        finish(record, undefined);
         cb(null, response);
       },
-      (error: unknown) => cb(toServiceError(error, rpcLog)),
+      (error: unknown) => cb(finish(record, error)),
     );
   });
 }
@@ -93,23 +103,19 @@ export function serverStreaming<Req, Res>(
   handler: (call: ServerWritableStream<Req, Res>, log: Logger) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return guarded(route.permission, (call: ServerWritableStream<Req, Res>) => {
-    let rpcLog = rpc.log.child({ method: route.method });
-    const started = performance.now();
+    const record = begin(rpc, route, call);
     const run = async () => {
-      rpcLog = admit(rpc, route, call.metadata, call.request, rpcLog);
-      return handler(call, rpcLog);
+      record.log = admit(rpc, route, call.metadata, call.request, record.log);
+      return handler(call, record.log);
     };
     run().then(
       () => {
-        rpcLog.debug({ ms: elapsed(started) }, 'ok');
+        finish(record, call.cancelled ? CLIENT_CANCELLED : undefined);
         call.end();
       },
       (error: unknown) => {
-        if (call.cancelled) {
-          rpcLog.debug('client cancelled');
-          return;
-        }
-        call.emit('error', toServiceError(error, rpcLog));
+        const wire = finish(record, call.cancelled ? CLIENT_CANCELLED : error);
+        if (!call.cancelled) call.emit('error', wire);
       },
     );
   });
@@ -132,13 +138,12 @@ export function clientStreaming<Req, Res>(
   return guarded(
     route.permission,
     (call: ServerReadableStream<Req, Res>, cb: sendUnaryData<Res>) => {
-      let rpcLog = rpc.log.child({ method: route.method });
-      const started = performance.now();
+      const record = begin(rpc, route, call);
       const run = async () => {
         const caller = rpc.access.authenticate(route.method, call.metadata);
-        rpcLog = withCaller(rpcLog, caller);
+        record.log = withCaller(record.log, caller);
         let authorized = false;
-        const response = await handler(call, rpcLog, (instance) => {
+        const response = await handler(call, record.log, (instance) => {
           rpc.access.authorize(caller, route.method, instance, route.permission);
           authorized = true;
         });
@@ -149,13 +154,83 @@ export function clientStreaming<Req, Res>(
       };
       run().then(
         (response) => {
-          rpcLog.debug({ ms: elapsed(started) }, 'ok');
+          finish(record, undefined);
           cb(null, response);
         },
-        (error: unknown) => cb(toServiceError(error, rpcLog)),
+        (error: unknown) => cb(finish(record, error)),
       );
     },
   );
+}
+
+/** What one call has done so far, for its metrics and its closing log line. */
+interface CallRecord {
+  readonly method: string;
+  readonly transfer: Transfer | undefined;
+  readonly metrics: Metrics;
+  readonly started: number;
+  log: Logger;
+  receivedBytes: number;
+  sentBytes: number;
+}
+
+const RECORDS = new WeakMap<object, CallRecord>();
+const CLIENT_CANCELLED = new CasError('cancelled', 'the client cancelled the call');
+
+function begin(rpc: RpcContext, route: StreamRoute, call: object): CallRecord {
+  const record: CallRecord = {
+    method: route.method,
+    transfer: route.transfer,
+    metrics: rpc.metrics,
+    started: performance.now(),
+    log: rpc.log.child({ method: route.method }),
+    receivedBytes: 0,
+    sentBytes: 0,
+  };
+  RECORDS.set(call, record);
+  if (record.transfer) rpc.metrics.rpc.inFlight.inc(inFlightLabels(record));
+  return record;
+}
+
+/** Records the call's outcome; for a failure, returns what grpc-js should send. */
+function finish(record: CallRecord, error: undefined): undefined;
+function finish(record: CallRecord, error: unknown): Partial<ServiceError>;
+function finish(record: CallRecord, error: unknown): Partial<ServiceError> | undefined {
+  const seconds = (performance.now() - record.started) / 1000;
+  const failure = error === undefined ? undefined : toCasError(error);
+  const code = failure === undefined ? 'OK' : status[grpcCodeOf(failure.code)];
+  const labels = { method: record.method, code };
+  const { rpc } = record.metrics;
+  rpc.handled.inc(labels);
+  rpc.duration.observe(labels, seconds);
+  if (record.transfer) rpc.inFlight.dec(inFlightLabels(record));
+
+  const ms = Math.round(seconds * 1000);
+  if (failure === undefined) {
+    record.log.debug({ ms }, 'ok');
+    return undefined;
+  }
+  return toServiceError(failure, record.log.child({ ms }));
+}
+
+function inFlightLabels(record: CallRecord) {
+  return { method: record.method, direction: record.transfer as Transfer };
+}
+
+/** Counts blob bytes a call received from its client (metrics and the call's log line). */
+export function countReceived(call: object, bytes: number): void {
+  const record = RECORDS.get(call);
+  if (record === undefined || bytes === 0) return;
+  record.receivedBytes += bytes;
+  record.metrics.rpc.receivedBytes.inc({ method: record.method }, bytes);
+}
+
+/** Counts blob bytes a call sent to its client. */
+export function countSent(call: object, bytes: number): void {
+  const record = RECORDS.get(call);
+  if (record === undefined || bytes === 0) return;
+  record.sentBytes += bytes;
+  record.metrics.rpc.sentBytes.inc({ method: record.method }, bytes);
 }
 
 /** Authenticates the call and authorizes it for the request's instance; returns its logger. */
@@ -198,8 +273,4 @@ export async function sendWithBackpressure<Res>(
     call.on('cancelled', onGone);
     call.on('close', onGone);
   });
-}
-
-function elapsed(started: number): number {
-  return Math.round(performance.now() - started);
 }

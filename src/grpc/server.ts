@@ -14,6 +14,7 @@ import type { Cas } from '../cas/cas.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
 import type { UploadRegistry } from '../cas/uploads.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { createActionCacheService } from './action-cache-service.ts';
 import { createByteStreamService } from './bytestream-service.ts';
 import { createCapabilitiesService } from './capabilities-service.ts';
@@ -40,6 +41,7 @@ export interface GrpcServerDeps {
   readonly maxBatchTotalSizeBytes: number;
   readonly log: Logger;
   readonly access: AccessControl;
+  readonly metrics: Metrics;
 }
 
 export interface RegisteredService {
@@ -49,7 +51,7 @@ export interface RegisteredService {
 
 /** Every service the server registers, with its implementation. */
 export function createServices(deps: GrpcServerDeps): RegisteredService[] {
-  const rpc: RpcContext = { log: deps.log, access: deps.access };
+  const rpc: RpcContext = { log: deps.log, access: deps.access, metrics: deps.metrics };
   const limit = deps.cas.store.maxBlobSizeBytes;
   const settings = {
     maxBatchTotalSizeBytes: deps.maxBatchTotalSizeBytes,

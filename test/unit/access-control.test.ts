@@ -23,6 +23,7 @@ import { DirectoryStore } from '../../src/embedded/directory-store.ts';
 import { permissionOf } from '../../src/grpc/handlers.ts';
 import { assertAccessChecked, createServices } from '../../src/grpc/server.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 
 const TOKEN = 'unit-test-token-0123456789abcdef';
 const OTHER = 'another-token-abcdef0123456789';
@@ -196,6 +197,7 @@ describe('every registered method has a permission', () => {
       assets: new DirectoryAssetStore(dir),
       maxBatchTotalSizeBytes: 1024 * 1024,
       log: silentLogger(),
+      metrics: createMetrics({ processMetrics: false }),
       access: {
         summary: 'unused',
         authenticate: () => ({ name: undefined }),

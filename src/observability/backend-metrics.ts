@@ -1,0 +1,184 @@
+// Metrics about the backends, recorded where every caller passes: an S3 client middleware (so each
+// SDK command is timed, whoever sends it: reads, writes, multipart parts, the janitor, GC) and a
+// wrapper around one ioredis client's sendCommand (every command, pipelined ones included). Also
+// the gauges read on scrape: staging space and the commit-entry count.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Redis } from 'ioredis';
+import type { StagingBudget } from '../staging/budget.ts';
+import type { Metrics } from './metrics.ts';
+
+/** Times every command `client` sends; `operation` is the command name without "Command". */
+export function instrumentS3Client(client: S3Client, metrics: Metrics): void {
+  const { requests, duration } = metrics.s3;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+      const started = performance.now();
+      try {
+        const result = await next(args);
+        requests.inc({ operation, outcome: 'ok' });
+        return result;
+      } catch (error) {
+        requests.inc({ operation, outcome: isNotFound(error) ? 'not_found' : 'error' });
+        throw error;
+      } finally {
+        duration.observe({ operation }, (performance.now() - started) / 1000);
+      }
+    },
+    { step: 'initialize', name: 'tesseraMetrics', override: true },
+  );
+}
+
+function isNotFound(error: unknown): boolean {
+  const meta = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata;
+  return meta?.httpStatusCode === 404;
+}
+
+interface SentCommand {
+  readonly name: string;
+  readonly promise: Promise<unknown>;
+}
+
+const observed = new WeakSet<object>();
+/**
+ * Connection bookkeeping ioredis sends itself (CLIENT SETINFO, which older servers refuse and
+ * ioredis ignores); counting it would show errors nobody can act on.
+ */
+const UNCOUNTED_COMMANDS = new Set(['client']);
+
+/**
+ * Times every command sent through `redis`. ioredis funnels single commands, pipelines and scripts
+ * through `sendCommand`; a command resent after a reconnect passes again and is counted once.
+ */
+export function instrumentRedis(redis: Redis, metrics: Metrics): void {
+  const { commands, duration } = metrics.redis;
+  const send = redis.sendCommand.bind(redis) as (
+    command: SentCommand,
+    ...rest: unknown[]
+  ) => unknown;
+  const wrapped = (command: SentCommand, ...rest: unknown[]): unknown => {
+    const result = send(command, ...rest);
+    const name = command.name.toLowerCase();
+    if (observed.has(command) || UNCOUNTED_COMMANDS.has(name)) return result;
+    observed.add(command);
+    const started = performance.now();
+    const done = (outcome: 'ok' | 'error') => {
+      commands.inc({ command: name, outcome });
+      duration.observe({ command: name }, (performance.now() - started) / 1000);
+    };
+    command.promise.then(
+      () => done('ok'),
+      () => done('error'),
+    );
+    return result;
+  };
+  (redis as unknown as { sendCommand: typeof wrapped }).sendCommand = wrapped;
+}
+
+/** tessera_staging_reserved_bytes and tessera_staging_limit_bytes, read on scrape. */
+export function registerStagingGauges(metrics: Metrics, budget: StagingBudget): void {
+  metrics.gauge({
+    name: 'tessera_staging_reserved_bytes',
+    help: 'Staging disk space held by uploads in progress (their worst case, reserved up front)',
+    collect() {
+      this.set(budget.reservedBytes);
+    },
+  });
+  metrics.gauge({
+    name: 'tessera_staging_limit_bytes',
+    help: 'staging_max_bytes: the most uploads may reserve (0: no limit but the disk)',
+    collect() {
+      this.set(budget.maxBytes);
+    },
+  });
+}
+
+/** How stale the commit-entry count may get before a scrape starts a new count. */
+export const COMMIT_COUNT_MAX_AGE_MS = 60_000;
+/** How long a scrape waits for a count in progress before reporting the previous one. */
+const COMMIT_COUNT_WAIT_MS = 2_000;
+const SCAN_BATCH = 1_000;
+
+/**
+ * tessera_commit_entries: committed blobs in the index, counted by `count` at most once per
+ * `maxAgeMs` and cached; tessera_commit_entries_age_seconds says how old the value is. A count
+ * walks the whole index (SCAN in Redis, a directory walk in embedded mode), so it is never done
+ * per scrape: with tens of millions of entries one count costs a few seconds of Redis time.
+ */
+export function registerCommitEntryGauge(
+  metrics: Metrics,
+  count: () => Promise<number>,
+  maxAgeMs = COMMIT_COUNT_MAX_AGE_MS,
+): void {
+  let value: number | undefined;
+  let countedAt = 0;
+  let running: Promise<void> | undefined;
+  const refresh = () => {
+    running ??= count()
+      .then((n) => {
+        value = n;
+        countedAt = Date.now();
+      })
+      // A failed count keeps the previous value; its age shows it is stale.
+      .catch(() => undefined)
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+
+  metrics.gauge({
+    name: 'tessera_commit_entries',
+    help: `Committed blobs in the commit index, counted at most every ${maxAgeMs / 1000} s`,
+    async collect() {
+      if (Date.now() - countedAt >= maxAgeMs) {
+        let timer: NodeJS.Timeout | undefined;
+        const wait = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, COMMIT_COUNT_WAIT_MS);
+        });
+        await Promise.race([refresh(), wait]).finally(() => clearTimeout(timer));
+      }
+      if (value === undefined) this.reset();
+      else this.set(value);
+    },
+  });
+  metrics.gauge({
+    name: 'tessera_commit_entries_age_seconds',
+    help: 'Age of the tessera_commit_entries value',
+    collect() {
+      if (value === undefined) this.reset();
+      else this.set((Date.now() - countedAt) / 1000);
+    },
+  });
+}
+
+/** Counts the keys matching `pattern` with SCAN, which never blocks Redis for long. */
+export async function countRedisKeys(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let total = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_BATCH);
+    cursor = next;
+    total += keys.length;
+  } while (cursor !== '0');
+  return total;
+}
+
+/** Counts the files under `dir`, recursively; a missing directory counts 0. */
+export async function countFiles(dir: string): Promise<number> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  let total = 0;
+  for (const entry of entries) {
+    if (entry.isDirectory()) total += await countFiles(join(dir, entry.name));
+    else if (entry.isFile()) total += 1;
+  }
+  return total;
+}

@@ -1,0 +1,189 @@
+// /metrics on a real server in S3 + Redis mode: after real uploads, reads, lookups and action-cache
+// calls, each counter has moved by exactly what the calls did, under the right labels.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import {
+  blobName,
+  codeOf,
+  type Digest,
+  digestOf,
+  randomBlob,
+  type TestClient,
+  uploadName,
+} from '../support/client.ts';
+import { type Rig, startRig } from '../support/rig.ts';
+import { httpGet, parseScrape, type Sample, sampleValue, sumOf } from '../support/scrape.ts';
+import { getServices } from '../support/services/index.ts';
+
+const STAGING_MAX_BYTES = 256 * 1024 * 1024;
+
+describe('GET /metrics', () => {
+  let rig: Rig;
+  let client: TestClient;
+  let samples: Sample[];
+  let scrapeText: string;
+  const streamed = randomBlob(300_000);
+  const small = [randomBlob(1000), randomBlob(2000)];
+  const absent = digestOf(randomBlob(10));
+
+  before(async () => {
+    const { s3, redisUrl } = await getServices();
+    rig = await startRig({
+      s3,
+      redisUrl,
+      env: {
+        TESSERA_HTTP_LISTEN: '127.0.0.1:0',
+        TESSERA_STAGING_MAX_BYTES: String(STAGING_MAX_BYTES),
+      },
+    });
+    client = rig.client;
+
+    const streamedDigest = digestOf(streamed);
+    const smallDigests = small.map(digestOf);
+    await client.write(uploadName(streamedDigest), streamed);
+    await client.unary(client.cas, 'BatchUpdateBlobs', {
+      requests: small.map((data) => ({ digest: digestOf(data), data })),
+    });
+    assert.ok((await client.read(blobName(streamedDigest))).data.equals(streamed));
+    await client.unary(client.cas, 'BatchReadBlobs', { digests: [smallDigests[0]] });
+    const found = await client.unary<{ missingBlobDigests: Digest[] }>(
+      client.cas,
+      'FindMissingBlobs',
+      { blobDigests: [streamedDigest, ...smallDigests, absent] },
+    );
+    assert.deepEqual(found.missingBlobDigests, [absent]);
+
+    const action = digestOf(randomBlob(64));
+    await client.unary(client.actionCache, 'UpdateActionResult', {
+      actionDigest: action,
+      actionResult: { outputFiles: [{ path: 'out', digest: streamedDigest }] },
+    });
+    await client.unary(client.actionCache, 'GetActionResult', { actionDigest: action });
+    await client.unary(client.actionCache, 'GetActionResult', { actionDigest: action });
+    await assert.rejects(
+      client.unary(client.actionCache, 'GetActionResult', { actionDigest: absent }),
+      (e) => codeOf(e) === status.NOT_FOUND,
+    );
+
+    const address = rig.app.httpAddress;
+    assert.ok(address, 'the rig was started with an HTTP address');
+    const scrape = await httpGet(address, '/metrics');
+    assert.equal(scrape.status, 200);
+    scrapeText = scrape.body;
+    samples = parseScrape(scrape.body);
+  });
+  after(() => rig?.close());
+
+  it('counts each finished call by method and status code', () => {
+    const calls = (method: string, code: string) =>
+      sampleValue(samples, 'tessera_rpcs_total', { method, code });
+    assert.equal(calls('Write', 'OK'), 1);
+    assert.equal(calls('BatchUpdateBlobs', 'OK'), 1);
+    assert.equal(calls('Read', 'OK'), 1);
+    assert.equal(calls('BatchReadBlobs', 'OK'), 1);
+    assert.equal(calls('FindMissingBlobs', 'OK'), 1);
+    assert.equal(calls('UpdateActionResult', 'OK'), 1);
+    assert.equal(calls('GetActionResult', 'OK'), 2);
+    assert.equal(calls('GetActionResult', 'NOT_FOUND'), 1);
+    const histogramCount = sampleValue(samples, 'tessera_rpc_duration_seconds_count', {
+      method: 'GetActionResult',
+      code: 'OK',
+    });
+    assert.equal(histogramCount, 2);
+    const infBucket = sampleValue(samples, 'tessera_rpc_duration_seconds_bucket', {
+      method: 'Write',
+      code: 'OK',
+      le: '+Inf',
+    });
+    assert.equal(infBucket, 1);
+  });
+
+  it('counts blob bytes in and out per method, and no transfer is left in flight', () => {
+    const [first, second] = small as [Buffer, Buffer];
+    assert.equal(
+      sampleValue(samples, 'tessera_received_bytes_total', { method: 'Write' }),
+      300_000,
+    );
+    assert.equal(
+      sampleValue(samples, 'tessera_received_bytes_total', { method: 'BatchUpdateBlobs' }),
+      first.length + second.length,
+    );
+    assert.equal(sampleValue(samples, 'tessera_sent_bytes_total', { method: 'Read' }), 300_000);
+    assert.equal(
+      sampleValue(samples, 'tessera_sent_bytes_total', { method: 'BatchReadBlobs' }),
+      first.length,
+    );
+    for (const method of ['Write', 'Read', 'BatchUpdateBlobs', 'BatchReadBlobs']) {
+      assert.equal(sampleValue(samples, 'tessera_transfers_in_flight', { method }), 0, method);
+    }
+  });
+
+  it('counts FindMissingBlobs results and action-cache hits and misses', () => {
+    const find = (result: string) =>
+      sampleValue(samples, 'tessera_find_missing_digests_total', { result });
+    assert.equal(find('present'), 3);
+    assert.equal(find('missing'), 1);
+    const lookups = (result: string) =>
+      sampleValue(samples, 'tessera_action_cache_lookups_total', { result });
+    assert.equal(lookups('hit'), 2);
+    assert.equal(lookups('miss'), 1);
+  });
+
+  it('times S3 and Redis operations by name', () => {
+    // Three blobs were stored (each one PutObject below the multipart threshold) and read back.
+    assert.equal(
+      sampleValue(samples, 'tessera_s3_requests_total', { operation: 'PutObject', outcome: 'ok' }),
+      3,
+    );
+    assert.ok(
+      (sampleValue(samples, 'tessera_s3_requests_total', {
+        operation: 'GetObject',
+        outcome: 'ok',
+      }) ?? 0) >= 2,
+    );
+    assert.equal(
+      sampleValue(samples, 'tessera_s3_request_duration_seconds_count', { operation: 'PutObject' }),
+      3,
+    );
+    // Three commit entries and one action result were written with SET.
+    assert.ok(
+      sumOf(samples, 'tessera_redis_commands_total', { command: 'set', outcome: 'ok' }) >= 4,
+    );
+    assert.equal(sumOf(samples, 'tessera_redis_commands_total', { outcome: 'error' }), 0);
+    assert.ok(
+      (sampleValue(samples, 'tessera_redis_command_duration_seconds_count', { command: 'set' }) ??
+        0) >= 4,
+    );
+  });
+
+  it('reports staging space and the commit-entry count', () => {
+    assert.equal(sampleValue(samples, 'tessera_staging_reserved_bytes'), 0);
+    assert.equal(sampleValue(samples, 'tessera_staging_limit_bytes'), STAGING_MAX_BYTES);
+    // The rig's Redis prefix is its own, so exactly the three blobs above are committed there.
+    assert.equal(sampleValue(samples, 'tessera_commit_entries'), 3);
+    assert.ok((sampleValue(samples, 'tessera_commit_entries_age_seconds') ?? -1) >= 0);
+  });
+
+  it('includes the process metrics', () => {
+    assert.ok((sampleValue(samples, 'process_cpu_user_seconds_total') ?? 0) > 0);
+    assert.ok(sampleValue(samples, 'nodejs_heap_size_used_bytes') !== undefined);
+    assert.match(scrapeText, /# TYPE tessera_rpcs_total counter/);
+  });
+
+  it('answers /healthz, /readyz with every check named, and 404 elsewhere', async () => {
+    const address = rig.app.httpAddress as string;
+    assert.deepEqual(await httpGet(address, '/healthz'), { status: 200, body: 'ok\n' });
+    const ready = await httpGet(address, '/readyz');
+    assert.equal(ready.status, 200);
+    assert.deepEqual(JSON.parse(ready.body), {
+      status: 'ready',
+      ready: true,
+      checks: [
+        { name: 'redis', ok: true },
+        { name: 's3', ok: true },
+      ],
+    });
+    assert.equal((await httpGet(address, '/nothing')).status, 404);
+  });
+});
