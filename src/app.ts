@@ -7,7 +7,7 @@ import type { AssetStore } from './asset/asset-store.ts';
 import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
 import { RedisAssetStore } from './asset/redis-asset-store.ts';
 import { type AccessControl, createAccessControl } from './auth/access-control.ts';
-import { loadServerSecurity, type TlsMode } from './auth/tls.ts';
+import { loadServerSecurity, type TlsMode, type TlsReloadOutcome } from './auth/tls.ts';
 import { Cas } from './cas/cas.ts';
 import type { Backend } from './cas/store.ts';
 import { UploadRegistry } from './cas/uploads.ts';
@@ -47,6 +47,8 @@ export interface App {
   readonly httpAddress: string | undefined;
   readonly metrics: Metrics;
   readonly readiness: Readiness;
+  /** Reads the TLS files again (SIGHUP and every tlsReloadIntervalSeconds); logs the outcome. */
+  reloadTls(): Promise<TlsReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -105,6 +107,20 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     throw error;
   }
 
+  const reloadTls = async (): Promise<TlsReloadOutcome> => {
+    const outcome = await security.reload();
+    if (outcome.kind === 'replaced') {
+      log.info({ notAfter: outcome.certificateNotAfter }, 'TLS certificate replaced');
+    } else if (outcome.kind === 'refused') {
+      log.error({ reason: outcome.error }, 'TLS files refused; the previous certificate stays');
+    }
+    return outcome;
+  };
+  const tlsTimer =
+    security.mode !== 'off' && settings.tlsReloadIntervalSeconds > 0
+      ? setInterval(() => void reloadTls(), settings.tlsReloadIntervalSeconds * 1000).unref()
+      : undefined;
+
   return {
     address,
     backend,
@@ -114,7 +130,9 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     httpAddress: http?.address,
     metrics,
     readiness,
+    reloadTls,
     async close() {
+      clearInterval(tlsTimer);
       readiness.drain();
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
       await http?.close();

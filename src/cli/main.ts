@@ -65,8 +65,9 @@ async function main(argv: string[]): Promise<number> {
   );
 
   const reload = () => {
-    log.info({ signal: 'SIGHUP' }, 'reloading the auth tokens file');
+    log.info({ signal: 'SIGHUP' }, 'reloading the auth tokens file and the TLS files');
     void app.access.reload();
+    void app.reloadTls();
   };
   process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {

@@ -157,6 +157,13 @@ export const settingsSchema = z
     tlsClientCaFile: optionalText.describe(
       'PEM CA certificate(s): clients must present a certificate it signed (mutual TLS).',
     ),
+    tlsReloadIntervalSeconds: integer(0)
+      .default(60)
+      .describe(
+        'How often the TLS files are read again; a changed, valid set replaces the old one for ' +
+          'new connections, an invalid one is refused and logged. SIGHUP reloads at once. ' +
+          '0: only on SIGHUP.',
+      ),
     authTokens: optionalText
       .transform((text, ctx): TokenEntry[] | undefined => {
         if (text === undefined) return undefined;
