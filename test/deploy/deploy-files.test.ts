@@ -13,15 +13,12 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { envNameOf, SETTING_NAMES } from '../../src/config/schema.ts';
+import { KNOWN_ENV_NAMES } from './support/env-names.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const COMPOSE = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
 const DOCKERFILE = readFileSync(join(ROOT, 'infra', 'Dockerfile'), 'utf8');
 const HEALTHCHECK_SCRIPT = join(ROOT, 'infra', 'healthcheck.js');
-
-/** Env names the server reads: one per setting, plus TESSERA_CONFIG (read by config/load.ts). */
-const KNOWN_ENV_NAMES = new Set([...SETTING_NAMES.map(envNameOf), 'TESSERA_CONFIG']);
 
 const indentOf = (line: string): number => line.length - line.trimStart().length;
 const isContent = (line: string): boolean =>

@@ -1,0 +1,60 @@
+# The commit index: an ElastiCache replication group (cluster mode off, one shard) with a primary
+# and redis_replicas replicas in other availability zones, automatic failover and Multi-AZ, TLS in
+# transit, encryption at rest, an auth token, and daily snapshots.
+#
+# Why ElastiCache rather than MemoryDB: Tessera's correctness does not depend on Redis keeping its
+# last writes. A failover that loses the newest commit entries (replication is asynchronous) makes
+# those blobs look missing, never present without bytes, and the next upload commits them again;
+# test/integration/redis-lost-writes.test.ts checks exactly that. MemoryDB's durable log would
+# avoid those re-uploads but costs more per GiB and adds milliseconds to every commit. Choose
+# MemoryDB if re-uploading a few seconds of builds after a failover is not acceptable.
+#
+# Eviction: volatile-lru. Commit entries carry their lease as a TTL, so a full Redis drops the
+# least recently used commits: those blobs become misses (the bytes stay in the bucket until the
+# collector or the lifecycle backstop removes them). A full Redis never refuses new commits.
+
+resource "aws_elasticache_subnet_group" "commits" {
+  name       = "${local.prefix}-commits"
+  subnet_ids = var.private_subnet_ids
+  tags       = local.tags
+}
+
+resource "aws_elasticache_parameter_group" "commits" {
+  name   = "${local.prefix}-commits"
+  family = "redis7"
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = "volatile-lru"
+  }
+
+  tags = local.tags
+}
+
+resource "aws_elasticache_replication_group" "commits" {
+  replication_group_id = "${local.prefix}-commits"
+  description          = "Tessera commit index for ${var.region_name}"
+
+  engine               = "redis"
+  engine_version       = "7.1"
+  node_type            = var.redis_node_type
+  port                 = 6379
+  parameter_group_name = aws_elasticache_parameter_group.commits.name
+  subnet_group_name    = aws_elasticache_subnet_group.commits.name
+  security_group_ids   = [aws_security_group.redis.id]
+
+  num_cache_clusters         = var.redis_replicas + 1
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+
+  at_rest_encryption_enabled = true
+  transit_encryption_enabled = true
+  auth_token                 = var.redis_auth_token
+
+  snapshot_retention_limit = 7
+  snapshot_window          = "03:00-04:00"
+  maintenance_window       = "sun:05:00-sun:06:00"
+
+  apply_immediately = false
+  tags              = local.tags
+}

@@ -1,0 +1,370 @@
+// The Terraform under terraform/, checked offline (see support/terraform-check.ts for how), and
+// the deployment facts it must agree with: the settings the server reads, the lease the bucket's
+// expiry backstop must outlast, gRPC health through the load balancer. The negative cases break a
+// copy of the real files one way each and show that the check says so.
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from '@cdktf/hcl2json';
+import { settingsSchema } from '../../src/config/schema.ts';
+import { awsProviderVersion } from './support/aws-schema.ts';
+import { KNOWN_ENV_NAMES } from './support/env-names.ts';
+import {
+  checkModule,
+  checkVariableFile,
+  formattingProblems,
+  loadModule,
+  type TerraformModule,
+} from './support/terraform-check.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TERRAFORM = join(ROOT, 'terraform');
+const REGION = join(TERRAFORM, 'modules', 'region');
+const EXAMPLE_VARS = join(TERRAFORM, 'examples', 'two-regions', 'two-regions.tfvars');
+/** Secrets the example expects from TF_VAR_* rather than from its file. */
+const SECRET_VARIABLES = ['client_tokens', 'peer_token', 'redis_auth_token'];
+
+type Body = Record<string, unknown>;
+
+/** How hcl2json renders an expression: wrapped in ${…}. */
+const expression = (text: string): string => `\${${text}}`;
+
+function variableDefault(module: TerraformModule, name: string): unknown {
+  const variable = module.variables.find((candidate) => candidate.name === name);
+  assert.ok(variable, `${module.dir} declares no variable ${name}`);
+  return variable.body.default;
+}
+
+function onlyResource(module: TerraformModule, type: string): Body {
+  const found = module.resources.filter((resource) => resource.type === type);
+  assert.equal(found.length, 1, `expected one ${type} in ${module.dir}, found ${found.length}`);
+  return (found[0] as { body: Body }).body;
+}
+
+/** Copies terraform/ to a scratch directory, applies `edit` to one file, returns the copy. */
+function brokenCopy(file: string, edit: (text: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-terraform-'));
+  scratch.push(dir);
+  cpSync(TERRAFORM, dir, { recursive: true });
+  const path = join(dir, file);
+  const before = readFileSync(path, 'utf8');
+  const after = edit(before);
+  assert.notEqual(after, before, `the edit did not change ${file}`);
+  writeFileSync(path, after);
+  return dir;
+}
+
+async function problemsOfCopy(dir: string, module: 'root' | 'region'): Promise<string[]> {
+  const loaded = await loadModule(module === 'root' ? dir : join(dir, 'modules', 'region'));
+  return checkModule(loaded, dir);
+}
+
+const scratch: string[] = [];
+let region: TerraformModule;
+let root: TerraformModule;
+
+describe('terraform', () => {
+  before(async () => {
+    region = await loadModule(REGION);
+    root = await loadModule(TERRAFORM);
+  });
+  after(() => {
+    for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('parses, and every file is in canonical format', async () => {
+    const files = new Map([...region.files, ...root.files]);
+    files.set(EXAMPLE_VARS, readFileSync(EXAMPLE_VARS, 'utf8'));
+    await parse(EXAMPLE_VARS, files.get(EXAMPLE_VARS) as string);
+
+    assert.deepEqual(await formattingProblems(files), []);
+  });
+
+  it(`uses only resource types, data sources and arguments of AWS provider ${awsProviderVersion()}, wired consistently`, async () => {
+    assert.ok(region.resources.length >= 30, 'the region module looks empty');
+
+    assert.deepEqual(await checkModule(region, ROOT), []);
+    assert.deepEqual(await checkModule(root, ROOT), []);
+  });
+
+  it('has a two-region example that sets only, and all, the variables the root needs', async () => {
+    assert.deepEqual(await checkVariableFile(EXAMPLE_VARS, root, SECRET_VARIABLES), []);
+
+    const values = (await parse(EXAMPLE_VARS, readFileSync(EXAMPLE_VARS, 'utf8'))) as Body;
+    assert.equal((values.regions as unknown[]).length, 2);
+    for (const name of SECRET_VARIABLES) {
+      const variable = root.variables.find((candidate) => candidate.name === name);
+      assert.equal(variable?.body.sensitive, true, `${name} must be a sensitive variable`);
+    }
+  });
+
+  it('gives the containers only TESSERA_* variables the server reads', () => {
+    const text = [...region.files.values()].join('\n');
+    const names = new Set(text.match(/\bTESSERA_[A-Z0-9_]+/g) ?? []);
+    assert.ok(names.has('TESSERA_S3_BUCKET') && names.has('TESSERA_REDIS_URL'));
+    for (const name of names) {
+      assert.ok(KNOWN_ENV_NAMES.has(name), `terraform/ sets ${name}, which no setting reads`);
+    }
+  });
+
+  it('expires objects only after the lease the server is given, and aborts stale multipart uploads', () => {
+    const leaseSeconds = settingsSchema.parse({}).casLeaseSeconds;
+    for (const module of [region, root]) {
+      assert.equal(variableDefault(module, 'cas_lease_seconds'), leaseSeconds);
+      const expiryDays = variableDefault(module, 'object_expiry_days') as number;
+      assert.ok(
+        expiryDays * 86_400 >= leaseSeconds + 86_400,
+        `${module.dir}: object_expiry_days ${expiryDays} does not outlast the lease of ${leaseSeconds} s by a day`,
+      );
+    }
+    const abortDays = variableDefault(region, 'abort_incomplete_multipart_days') as number;
+    assert.ok(abortDays >= 1 && abortDays <= 2, `aborts multipart uploads after ${abortDays} days`);
+
+    const lifecycle = onlyResource(region, 'aws_s3_bucket_lifecycle_configuration');
+    const rules = lifecycle.rule as Body[];
+    const abort = rules.find((rule) => 'abort_incomplete_multipart_upload' in rule);
+    const expire = rules.find((rule) => 'expiration' in rule);
+    assert.deepEqual(abort?.abort_incomplete_multipart_upload, [
+      { days_after_initiation: expression('var.abort_incomplete_multipart_days') },
+    ]);
+    assert.deepEqual(expire?.expiration, [{ days: expression('var.object_expiry_days') }]);
+    const [{ precondition }] = lifecycle.lifecycle as [{ precondition: Body[] }];
+    assert.match(
+      String(precondition[0]?.condition),
+      /var\.object_expiry_days \* 86400 >= var\.cas_lease_seconds \+ 86400/,
+    );
+
+    const service = region.files.get(join(REGION, 'service.tf')) as string;
+    assert.match(service, /TESSERA_CAS_LEASE_SECONDS\s*= tostring\(var\.cas_lease_seconds\)/);
+  });
+
+  it('keeps the bucket private and encrypted', () => {
+    const block = onlyResource(region, 'aws_s3_bucket_public_access_block');
+    for (const flag of [
+      'block_public_acls',
+      'block_public_policy',
+      'ignore_public_acls',
+      'restrict_public_buckets',
+    ]) {
+      assert.equal(block[flag], true, `${flag} is not true`);
+    }
+    const encryption = onlyResource(region, 'aws_s3_bucket_server_side_encryption_configuration');
+    assert.match(JSON.stringify(encryption), /"sse_algorithm":"AES256"/);
+  });
+
+  it('carries gRPC over TLS and checks task health with grpc.health.v1', () => {
+    const group = onlyResource(region, 'aws_lb_target_group');
+    assert.equal(group.protocol_version, 'GRPC');
+    const [health] = group.health_check as [Body];
+    assert.equal(health.path, '/grpc.health.v1.Health/Check');
+    assert.equal(health.matcher, '0');
+
+    const listener = onlyResource(region, 'aws_lb_listener');
+    assert.equal(listener.protocol, 'HTTPS');
+    assert.equal(listener.certificate_arn, expression('var.certificate_arn'));
+  });
+
+  it('runs Redis with automatic failover, Multi-AZ, TLS and snapshots', () => {
+    const redis = onlyResource(region, 'aws_elasticache_replication_group');
+    assert.equal(redis.automatic_failover_enabled, true);
+    assert.equal(redis.multi_az_enabled, true);
+    assert.equal(redis.transit_encryption_enabled, true);
+    assert.ok((redis.snapshot_retention_limit as number) > 0);
+    assert.match(readFileSync(join(REGION, 'service.tf'), 'utf8'), /"rediss:\/\//);
+  });
+
+  it('gives every region the other regions as peers and read access to their buckets', () => {
+    const main = root.files.get(join(TERRAFORM, 'main.tf')) as string;
+    const calls = root.modules.filter((call) => call.name.startsWith('region_slot'));
+    assert.equal(calls.length, root.providers.filter((provider) => provider.body.alias).length);
+    calls.forEach((call, slot) => {
+      assert.equal(call.body.peers, `\${local.slot_peers[${slot}]}`);
+      assert.equal(call.body.peer_bucket_arns, `\${local.slot_peer_bucket_arns[${slot}]}`);
+      assert.deepEqual(call.body.providers, { aws: `\${aws.slot${slot}}` });
+    });
+    assert.match(main, /if region\.name != slot\.name/);
+  });
+
+  describe('catches', () => {
+    const cases: [string, 'root' | 'region', string, (text: string) => string, RegExp][] = [
+      [
+        'a misspelled argument',
+        'region',
+        'modules/region/storage.tf',
+        (text) => text.replace('block_public_acls       = true', 'block_public_acl        = true'),
+        /aws_s3_bucket_public_access_block\.blobs: unknown argument "block_public_acl" \(did you mean "block_public_acls"\?\)/,
+      ],
+      [
+        'a misspelled argument in a nested block',
+        'region',
+        'modules/region/load-balancer.tf',
+        (text) => text.replace('unhealthy_threshold = 3', 'unhealty_threshold  = 3'),
+        /aws_lb_target_group\.grpc\.health_check: unknown argument "unhealty_threshold"/,
+      ],
+      [
+        'a resource type the provider does not have',
+        'region',
+        'modules/region/redis.tf',
+        (text) => text.replace('"aws_elasticache_subnet_group"', '"aws_elasticache_subnet_groups"'),
+        /the AWS provider has no resource type aws_elasticache_subnet_groups \(did you mean "aws_elasticache_subnet_group"\?\)/,
+      ],
+      [
+        'a data source the provider does not have',
+        'region',
+        'modules/region/main.tf',
+        (text) => text.replace('data "aws_partition"', 'data "aws_partitions"'),
+        /has no data source aws_partitions/,
+      ],
+      [
+        'a missing required argument',
+        'region',
+        'modules/region/redis.tf',
+        (text) => text.replace(/\n {2}description {10}= "Tessera commit index[^\n]*/, ''),
+        /aws_elasticache_replication_group\.commits: missing required argument "description"/,
+      ],
+      [
+        'a block written as an attribute',
+        'region',
+        'modules/region/service.tf',
+        (text) =>
+          text.replace(
+            'ephemeral_storage {\n    size_in_gib = var.ephemeral_storage_gib\n  }',
+            'ephemeral_storage = { size_in_gib = var.ephemeral_storage_gib }',
+          ),
+        /"ephemeral_storage" is a block; write it as ephemeral_storage \{ … \}/,
+      ],
+      [
+        'a single block given twice',
+        'region',
+        'modules/region/service.tf',
+        (text) =>
+          text.replace(
+            '  runtime_platform {',
+            '  ephemeral_storage {\n    size_in_gib = 30\n  }\n\n  runtime_platform {',
+          ),
+        /block "ephemeral_storage" may appear only once, found 2/,
+      ],
+      [
+        'a module argument the module does not declare',
+        'root',
+        'main.tf',
+        (text) =>
+          text.replace(
+            '  peer_timeout_ms      = var.peer_timeout_ms\n',
+            '  peer_timeout        = var.peer_timeout_ms\n',
+          ),
+        /module "region_slot0" passes "peer_timeout", which \.\/modules\/region does not declare \(did you mean "peer_timeout_ms"\?\)/,
+      ],
+      [
+        'a module call that leaves out a required variable',
+        'root',
+        'main.tf',
+        (text) => text.replace('  certificate_arn      = local.slots[1].certificate_arn\n', ''),
+        /module "region_slot1" does not pass required variable "certificate_arn"/,
+      ],
+      [
+        'a reference to a variable nobody declared',
+        'region',
+        'modules/region/redis.tf',
+        (text) => text.replace('var.redis_node_type', 'var.redis_node_size'),
+        /no variable "redis_node_size" \(did you mean "redis_node_type"\?\)/,
+      ],
+      [
+        'a reference to a module output that does not exist',
+        'root',
+        'dns.tf',
+        (text) =>
+          text.replace('each.value.load_balancer_zone_id', 'module.region_slot0[0].alb_zone_id'),
+        /module "region_slot0" has no output "alb_zone_id"/,
+      ],
+      [
+        'a reference to a resource that does not exist',
+        'region',
+        'modules/region/outputs.tf',
+        (text) => text.replace('aws_lb.grpc.dns_name}', 'aws_lb.grpcs.dns_name}'),
+        /no resource aws_lb\.grpcs/,
+      ],
+      [
+        'a variable declared and never used',
+        'region',
+        'modules/region/variables.tf',
+        (text) => `${text}\nvariable "unused" {\n  type    = string\n  default = ""\n}\n`,
+        /variable "unused" is declared but never used/,
+      ],
+      [
+        'an argument the provider block does not have',
+        'root',
+        'main.tf',
+        (text) => text.replace('alias  = "slot3"\n  region =', 'alias  = "slot3"\n  regoin ='),
+        /provider "aws": unknown argument "regoin"/,
+      ],
+    ];
+    for (const [what, module, file, edit, expected] of cases) {
+      it(what, async () => {
+        const problems = await problemsOfCopy(brokenCopy(file, edit), module);
+        assert.ok(
+          problems.some((problem) => expected.test(problem)),
+          `expected a problem matching ${expected}, got:\n${problems.join('\n')}`,
+        );
+      });
+    }
+
+    it('a file out of canonical format', async () => {
+      const dir = brokenCopy('modules/region/redis.tf', (text) =>
+        text.replace('  port                 = 6379', '  port = 6379'),
+      );
+      const file = join(dir, 'modules', 'region', 'redis.tf');
+      const problems = await formattingProblems(new Map([[file, readFileSync(file, 'utf8')]]));
+      assert.equal(problems.length, 1);
+      assert.match(
+        problems[0] as string,
+        /redis\.tf:\d+: not in canonical format; expected "port {17}= 6379"/,
+      );
+    });
+
+    it('an interpolation-only string, which terraform fmt would rewrite', async () => {
+      const dir = brokenCopy('modules/region/redis.tf', (text) =>
+        text.replace(
+          'node_type            = var.redis_node_type',
+          `node_type            = "${expression('var.redis_node_type')}"`,
+        ),
+      );
+      const file = join(dir, 'modules', 'region', 'redis.tf');
+      const problems = await formattingProblems(new Map([[file, readFileSync(file, 'utf8')]]));
+      assert.ok(
+        problems.some((problem) => /interpolation-only string/.test(problem)),
+        problems.join('\n'),
+      );
+    });
+
+    it('a syntax error', async () => {
+      const dir = brokenCopy('modules/region/redis.tf', (text) =>
+        text.replace('port                 = 6379', 'port                 ='),
+      );
+      await assert.rejects(
+        loadModule(join(dir, 'modules', 'region')),
+        /redis\.tf:\d+,\d+-\d+(,\d+)?: .*expression/i,
+      );
+    });
+
+    it('a tfvars file that sets a variable the root does not declare', async () => {
+      const dir = brokenCopy('examples/two-regions/two-regions.tfvars', (text) =>
+        text.replace('peer_timeout_ms = 2000', 'peer_timeout = 2000'),
+      );
+      const problems = await checkVariableFile(
+        join(dir, 'examples', 'two-regions', 'two-regions.tfvars'),
+        root,
+        SECRET_VARIABLES,
+      );
+      assert.ok(
+        problems.some((problem) =>
+          /sets "peer_timeout", which the module does not declare/.test(problem),
+        ),
+        problems.join('\n'),
+      );
+    });
+  });
+});
