@@ -31,19 +31,26 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A server process with TLS on, its own data dir, and `env` on top. */
+async function startSecured(name: string, env: Record<string, string>) {
+  const server = await startTessera({
+    env: {
+      TESSERA_DATA_DIR: join(dir, name),
+      TESSERA_TLS_CERT_FILE: certs.serverCert,
+      TESSERA_TLS_KEY_FILE: certs.serverKey,
+      ...env,
+    },
+  });
+  return { server, port: server.address.split(':').at(-1) ?? '' };
+}
+
 describe('client commands against a server with TLS and tokens', () => {
   let server: TesseraProcess;
   let port: string;
   before(async () => {
-    server = await startTessera({
-      env: {
-        TESSERA_DATA_DIR: join(dir, 'data'),
-        TESSERA_TLS_CERT_FILE: certs.serverCert,
-        TESSERA_TLS_KEY_FILE: certs.serverKey,
-        TESSERA_AUTH_TOKENS: `${WRITER}:read+write,${READER}:read`,
-      },
-    });
-    port = server.address.split(':').at(-1) ?? '';
+    ({ server, port } = await startSecured('data', {
+      TESSERA_AUTH_TOKENS: `${WRITER}:read+write,${READER}:read`,
+    }));
   });
   after(async () => {
     await server.stop();
@@ -127,15 +134,9 @@ describe('client commands against a server that requires client certificates', (
   let server: TesseraProcess;
   let port: string;
   before(async () => {
-    server = await startTessera({
-      env: {
-        TESSERA_DATA_DIR: join(dir, 'mtls-data'),
-        TESSERA_TLS_CERT_FILE: certs.serverCert,
-        TESSERA_TLS_KEY_FILE: certs.serverKey,
-        TESSERA_TLS_CLIENT_CA_FILE: certs.caCert,
-      },
-    });
-    port = server.address.split(':').at(-1) ?? '';
+    ({ server, port } = await startSecured('mtls-data', {
+      TESSERA_TLS_CLIENT_CA_FILE: certs.caCert,
+    }));
   });
   after(async () => {
     await server.stop();
