@@ -69,6 +69,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const { backend, assets, janitor, probes } = await createBackend(settings, log, metrics);
   janitor?.start();
   const readiness = createReadiness(probes);
+  const shuttingDown = new AbortController();
   const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
   registerStagingGauges(metrics, stagingBudget);
   const cas = new Cas(backend.blobs, {
@@ -92,6 +93,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     log,
     access,
     metrics,
+    readiness,
+    shutdown: shuttingDown.signal,
   });
   let address: string;
   let http: HttpServer | undefined;
@@ -134,6 +137,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     async close() {
       clearInterval(tlsTimer);
       readiness.drain();
+      shuttingDown.abort();
       await shutdownServer(server, settings.shutdownGraceSeconds * 1000);
       await http?.close();
       access.close();

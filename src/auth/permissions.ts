@@ -6,12 +6,18 @@
 //   write     BatchUpdateBlobs, ByteStream Write and QueryWriteStatus, Push.*
 //   ac-write  UpdateActionResult
 //
+// One more label exists for handlers only, never for tokens: `public`, for grpc.health.v1.Health,
+// which load balancers and orchestrators call without credentials. A public handler is still
+// labelled, so the server's start-up check (every handler has a permission) still holds.
+//
 // Patterns: `*` (every instance, the empty one included), `prefix/*` (every instance below
 // `prefix/`, not `prefix` itself), or an exact instance name (`""` is the empty instance).
 import { parseInstanceName } from '../grpc/resource-name.ts';
 
 export const PERMISSIONS = ['read', 'write', 'ac-write'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+/** What a handler requires: a permission a token grants, or nothing at all. */
+export type RoutePermission = Permission | 'public';
 
 export type InstancePattern =
   | { readonly kind: 'any' }

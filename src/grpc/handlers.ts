@@ -20,7 +20,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import type { AccessControl, Caller } from '../auth/access-control.ts';
-import type { Permission } from '../auth/permissions.ts';
+import type { RoutePermission } from '../auth/permissions.ts';
 import { CasError, toCasError } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -39,7 +39,8 @@ export type Transfer = 'upload' | 'download';
 
 export interface StreamRoute {
   readonly method: string;
-  readonly permission: Permission;
+  /** `public`: no credentials are asked for or checked (health checks only). */
+  readonly permission: RoutePermission;
   readonly transfer?: Transfer;
 }
 
@@ -58,20 +59,25 @@ export const instanceField = (request: { instanceName?: unknown }): string =>
 /** The route of a method whose request names its instance in `instance_name`. */
 export function route(
   method: string,
-  permission: Permission,
+  permission: RoutePermission,
   transfer?: Transfer,
 ): Route<{ instanceName?: unknown }> {
   return { method, permission, instance: instanceField, ...(transfer ? { transfer } : {}) };
 }
 
-const PERMISSION_OF = new WeakMap<object, Permission>();
+/** The route of a method anyone may call without credentials. */
+export function publicRoute(method: string): Route<unknown> {
+  return { method, permission: 'public', instance: () => '' };
+}
+
+const PERMISSION_OF = new WeakMap<object, RoutePermission>();
 
 /** The permission a handler was registered with; undefined if no wrapper here built it. */
-export function permissionOf(handler: unknown): Permission | undefined {
+export function permissionOf(handler: unknown): RoutePermission | undefined {
   return typeof handler === 'function' ? PERMISSION_OF.get(handler) : undefined;
 }
 
-function guarded<H extends object>(permission: Permission, handler: H): H {
+function guarded<H extends object>(permission: RoutePermission, handler: H): H {
   PERMISSION_OF.set(handler, permission);
   return handler;
 }
@@ -140,11 +146,17 @@ export function clientStreaming<Req, Res>(
     (call: ServerReadableStream<Req, Res>, cb: sendUnaryData<Res>) => {
       const record = begin(rpc, route, call);
       const run = async () => {
-        const caller = rpc.access.authenticate(route.method, call.metadata);
+        const { permission } = route;
+        const caller =
+          permission === 'public'
+            ? PUBLIC_CALLER
+            : rpc.access.authenticate(route.method, call.metadata);
         record.log = withCaller(record.log, caller);
         let authorized = false;
         const response = await handler(call, record.log, (instance) => {
-          rpc.access.authorize(caller, route.method, instance, route.permission);
+          if (permission !== 'public') {
+            rpc.access.authorize(caller, route.method, instance, permission);
+          }
           authorized = true;
         });
         if (!authorized) {
@@ -241,10 +253,14 @@ function admit<Req>(
   request: Req,
   log: Logger,
 ): Logger {
+  const { permission } = route;
+  if (permission === 'public') return log;
   const caller = rpc.access.authenticate(route.method, metadata);
-  rpc.access.authorize(caller, route.method, route.instance(request), route.permission);
+  rpc.access.authorize(caller, route.method, route.instance(request), permission);
   return withCaller(log, caller);
 }
+
+const PUBLIC_CALLER: Caller = { name: undefined };
 
 function withCaller(log: Logger, caller: Caller): Logger {
   return caller.name === undefined ? log : log.child({ caller: caller.name });

@@ -24,6 +24,7 @@ const PROTO_FILES = [
   'build/bazel/remote/execution/v2/remote_execution.proto',
   'build/bazel/remote/asset/v1/remote_asset.proto',
   'google/bytestream/bytestream.proto',
+  'grpc/health/v1/health.proto',
 ];
 
 /** How decoded messages look. Shared by grpc-js (via proto-loader) and decodeMessage. */
@@ -68,6 +69,7 @@ export const actionCacheService = serviceDefinition(`${REAPI_V2}.ActionCache`);
 export const byteStreamService = serviceDefinition('google.bytestream.ByteStream');
 export const fetchService = serviceDefinition('build.bazel.remote.asset.v1.Fetch');
 export const pushService = serviceDefinition('build.bazel.remote.asset.v1.Push');
+export const healthService = serviceDefinition('grpc.health.v1.Health');
 
 function loadRoot(): protobuf.Root {
   const root = new protobuf.Root();

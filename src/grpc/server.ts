@@ -1,6 +1,7 @@
-// The gRPC server: the four REAPI services and the two Remote Asset services on one port, with
-// message limits that match what Capabilities advertises. Every method of every service must have
-// an access check (see handlers.ts); the server refuses to start with one that has none.
+// The gRPC server: the four REAPI services, the two Remote Asset services and grpc.health.v1 on one
+// port, with message limits that match what Capabilities advertises. Every method of every service
+// must have an access check (see handlers.ts; health's is `public`); the server refuses to start
+// with one that has none.
 import {
   Server,
   type ServerCredentials,
@@ -15,17 +16,20 @@ import type { ActionCacheStore } from '../cas/store.ts';
 import type { UploadRegistry } from '../cas/uploads.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Readiness } from '../observability/readiness.ts';
 import { createActionCacheService } from './action-cache-service.ts';
 import { createByteStreamService } from './bytestream-service.ts';
 import { createCapabilitiesService } from './capabilities-service.ts';
 import { createCasService } from './cas-service.ts';
 import { permissionOf, type RpcContext } from './handlers.ts';
+import { createHealthService, HEALTH_SERVICE_NAME } from './health-service.ts';
 import {
   actionCacheService,
   byteStreamService,
   capabilitiesService,
   casService,
   fetchService,
+  healthService,
   pushService,
 } from './proto.ts';
 import { refuseUndecodableRequests } from './undecodable.ts';
@@ -42,6 +46,10 @@ export interface GrpcServerDeps {
   readonly log: Logger;
   readonly access: AccessControl;
   readonly metrics: Metrics;
+  /** What grpc.health.v1.Health reports. */
+  readonly readiness: Readiness;
+  /** Aborted when shutdown begins; ends open health watches. */
+  readonly shutdown: AbortSignal;
 }
 
 export interface RegisteredService {
@@ -58,7 +66,7 @@ export function createServices(deps: GrpcServerDeps): RegisteredService[] {
     maxCasBlobSizeBytes: limit >= Number.MAX_SAFE_INTEGER ? 0 : limit,
   };
   const { cas, assets } = deps;
-  return [
+  const services: RegisteredService[] = [
     { definition: capabilitiesService, implementation: createCapabilitiesService(settings, rpc) },
     { definition: casService, implementation: createCasService(cas, settings, rpc) },
     {
@@ -72,6 +80,22 @@ export function createServices(deps: GrpcServerDeps): RegisteredService[] {
     { definition: fetchService, implementation: createFetchService(cas, assets, rpc) },
     { definition: pushService, implementation: createPushService(cas, assets, rpc) },
   ];
+  const names = [
+    ...services.map((service) => serviceName(service.definition)),
+    HEALTH_SERVICE_NAME,
+  ];
+  const health = { readiness: deps.readiness, services: names, shutdown: deps.shutdown };
+  services.push({
+    definition: healthService,
+    implementation: createHealthService(health, rpc),
+  });
+  return services;
+}
+
+/** `pkg.Service` from the path of the definition's first method (`/pkg.Service/Method`). */
+function serviceName(definition: ServiceDefinition): string {
+  const path = Object.values(definition)[0]?.path ?? '';
+  return path.slice(1, path.lastIndexOf('/'));
 }
 
 /** Throws unless every method of the service has a handler built with an access check. */

@@ -24,6 +24,7 @@ import { permissionOf } from '../../src/grpc/handlers.ts';
 import { assertAccessChecked, createServices } from '../../src/grpc/server.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import { createReadiness } from '../../src/observability/readiness.ts';
 
 const TOKEN = 'unit-test-token-0123456789abcdef';
 const OTHER = 'another-token-abcdef0123456789';
@@ -198,6 +199,8 @@ describe('every registered method has a permission', () => {
       maxBatchTotalSizeBytes: 1024 * 1024,
       log: silentLogger(),
       metrics: createMetrics({ processMetrics: false }),
+      readiness: createReadiness([]),
+      shutdown: new AbortController().signal,
       access: {
         summary: 'unused',
         authenticate: () => ({ name: undefined }),
@@ -209,7 +212,7 @@ describe('every registered method has a permission', () => {
     });
   };
 
-  it('maps each method of each service to read, write or ac-write', () => {
+  it('maps each method of each service to read, write or ac-write, and health to public', () => {
     const table: Record<string, string | undefined> = {};
     for (const { definition, implementation } of services()) {
       for (const [name, method] of Object.entries(definition)) {
@@ -236,6 +239,8 @@ describe('every registered method has a permission', () => {
       'Fetch/FetchDirectory': 'read',
       'Push/PushBlob': 'write',
       'Push/PushDirectory': 'write',
+      'Health/Check': 'public',
+      'Health/Watch': 'public',
     });
   });
 
@@ -246,6 +251,16 @@ describe('every registered method has a permission', () => {
     assert.throws(
       () => assertAccessChecked({ ...capabilities, implementation: unchecked }),
       /Capabilities\/GetCapabilities has no access check/,
+    );
+  });
+
+  it('refuses an unlabelled health handler too', () => {
+    const health = services().find(({ definition }) => 'Check' in definition);
+    assert.ok(health);
+    const unchecked = { ...health.implementation, Watch: () => undefined };
+    assert.throws(
+      () => assertAccessChecked({ ...health, implementation: unchecked }),
+      /grpc\.health\.v1\.Health\/Watch has no access check/,
     );
   });
 });
