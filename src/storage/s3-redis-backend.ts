@@ -12,6 +12,7 @@
 import { rm } from 'node:fs/promises';
 import { type Digest, formatDigest } from '../cas/digest.ts';
 import { notFound } from '../cas/errors.ts';
+import { PartHashers } from '../cas/part-hashers.ts';
 import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
 import type { CommitGate, ResumableUploads } from '../cas/upload-sink.ts';
 import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
@@ -41,6 +42,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly #objects: S3ObjectStore;
   readonly #index: RedisCommitIndex;
   readonly #log: Logger;
+  readonly #hashers = new PartHashers();
 
   constructor(
     objects: S3ObjectStore,
@@ -71,6 +73,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
       stagingDir: settings.stagingDir,
       partSizeBytes: s3.partSizeBytes,
       concurrency: s3.uploadConcurrency,
+      hashers: this.#hashers,
       commitOnce,
       log: this.#log,
     });
@@ -145,5 +148,6 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   async close(): Promise<void> {
     await this.#index.close();
     this.#objects.close();
+    await this.#hashers.close();
   }
 }

@@ -1,28 +1,28 @@
-// A large upload streamed to S3 as it arrives: bytes go to a part file in the staging directory;
-// each full part is uploaded while the next one fills (at most `concurrency` in flight, which is
-// what slows a client that sends faster than S3 takes); confirmed parts are checkpointed in Redis
-// with the hasher's state, so another replica can continue the upload after this one dies.
+// A large upload streamed to S3 as it arrives: bytes go to a part file in the staging directory
+// (written a MiB at a time, however small the client's messages); each full part is uploaded,
+// and hashed in a worker thread (cas/part-hashers.ts), while the next one fills. At most
+// `concurrency` parts are in flight, which is what slows a client that sends faster than S3
+// takes or the hasher keeps up with. A part that is both confirmed by S3 and hashed goes into the
+// checkpoint in Redis with the hasher's state after it, so another replica can continue the
+// upload after this one dies.
 //
 // Order at finish, and what a crash after each step leaves:
-//   1. size and hash verified over the bytes kept -> mismatch: abort, INVALID_ARGUMENT
-//   2. last part uploaded, all parts confirmed    -> crash: incomplete multipart upload and its
-//                                                    checkpoint
-//   3. CompleteMultipartUpload, HEAD checks size  -> crash: a whole object without commit
+//   1. size checked against the digest            -> mismatch: abort, INVALID_ARGUMENT
+//   2. last part uploaded and hashed, all parts   -> crash: incomplete multipart upload and its
+//      confirmed                                     checkpoint
+//   3. hash verified over every byte kept         -> mismatch: abort, INVALID_ARGUMENT
+//   4. CompleteMultipartUpload, HEAD checks size  -> crash: a whole object without commit
 //                                                    (invisible)
-//   4. commit entry written                       -> visible everywhere; the client is answered
-//   5. checkpoint removed                         -> crash before: it expires on its own
+//   5. commit entry written                       -> visible everywhere; the client is answered
+//   6. checkpoint removed                         -> crash before: it expires on its own
 // The object key is content-addressed, so completing over an object another upload already wrote
 // replaces it with the same bytes; step 1 guarantees they are the same.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  createResumableHasher,
-  type Digest,
-  formatDigest,
-  type ResumableHasher,
-} from '../cas/digest.ts';
+import { createResumableHasher, type Digest, formatDigest } from '../cas/digest.ts';
 import { CasError, diskError, invalidArgument, unavailable } from '../cas/errors.ts';
+import type { PartHashers } from '../cas/part-hashers.ts';
 import {
   type CommitGate,
   newBytes,
@@ -44,9 +44,16 @@ export interface StreamingUploadContext {
   readonly stagingDir: string;
   readonly partSizeBytes: number;
   readonly concurrency: number;
+  readonly hashers: PartHashers;
   readonly commitOnce: CommitGate;
   readonly log: Logger;
 }
+
+/**
+ * Received bytes are gathered up to this much before one write to the part file: Bazel sends
+ * 16 KiB messages, and a write per message cost more CPU than the copy-free gathering.
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 export class S3StreamingUpload implements UploadSink {
   readonly digest: Digest;
@@ -56,7 +63,10 @@ export class S3StreamingUpload implements UploadSink {
   readonly #objectKey: string;
   readonly #s3UploadId: string;
   readonly #partSize: number;
-  readonly #hasher: ResumableHasher;
+  /** The hasher state after the last part handed to the hashers, once they return it. */
+  #hashState: Promise<Uint8Array>;
+  /** The digest of every byte received, once the last part is hashed. */
+  #finalHash: Promise<string> | undefined;
   /** Parts S3 confirmed, by number; the checkpoint is their contiguous prefix. */
   readonly #confirmed = new Map<number, CompletedPart>();
   /** Hasher state at the end of each sealed part that is not yet in a checkpoint. */
@@ -68,6 +78,9 @@ export class S3StreamingUpload implements UploadSink {
   #partFile: FileHandle | undefined;
   #partPath = '';
   #partBytes = 0;
+  /** Received bytes not yet written to the part file (at most WRITE_BATCH_BYTES). */
+  #unwritten: Uint8Array[] = [];
+  #unwrittenBytes = 0;
   #failure: CasError | undefined;
   #detached = false;
   #tail: Promise<unknown> = Promise.resolve();
@@ -77,7 +90,6 @@ export class S3StreamingUpload implements UploadSink {
     ctx: StreamingUploadContext,
     identity: UploadIdentity,
     checkpoint: UploadCheckpoint,
-    hasher: ResumableHasher,
     owner: string,
   ) {
     this.#ctx = ctx;
@@ -87,7 +99,7 @@ export class S3StreamingUpload implements UploadSink {
     this.#objectKey = checkpoint.objectKey;
     this.#s3UploadId = checkpoint.s3UploadId;
     this.#partSize = checkpoint.partSize;
-    this.#hasher = hasher;
+    this.#hashState = Promise.resolve(Buffer.from(checkpoint.hashState, 'base64'));
     for (const part of checkpoint.parts) this.#confirmed.set(part.partNumber, part);
     this.#checkpointed = checkpoint.parts.length;
     this.#received = this.#checkpointed * this.#partSize;
@@ -98,15 +110,15 @@ export class S3StreamingUpload implements UploadSink {
   static async begin(ctx: StreamingUploadContext, identity: UploadIdentity) {
     const objectKey = ctx.objects.keyOf(identity.digest);
     const s3UploadId = await ctx.multipart.create(objectKey);
-    const hasher = await createResumableHasher(identity.digest.fn);
+    const initial = (await createResumableHasher(identity.digest.fn)).save();
     const checkpoint: UploadCheckpoint = {
       objectKey,
       s3UploadId,
       partSize: partSizeFor(identity.digest.size, ctx.partSizeBytes),
       parts: [],
-      hashState: Buffer.from(hasher.save()).toString('base64'),
+      hashState: Buffer.from(initial).toString('base64'),
     };
-    const upload = new S3StreamingUpload(ctx, identity, checkpoint, hasher, randomUUID());
+    const upload = new S3StreamingUpload(ctx, identity, checkpoint, randomUUID());
     if (await ctx.states.create(identity, upload.#owner, checkpoint)) return upload;
     await ctx.multipart.abort(objectKey, s3UploadId);
     const resumed = await S3StreamingUpload.resume(ctx, identity);
@@ -119,11 +131,7 @@ export class S3StreamingUpload implements UploadSink {
     const owner = randomUUID();
     const checkpoint = await ctx.states.takeOver(identity, owner);
     if (!checkpoint) return undefined;
-    const hasher = await createResumableHasher(
-      identity.digest.fn,
-      Buffer.from(checkpoint.hashState, 'base64'),
-    );
-    const upload = new S3StreamingUpload(ctx, identity, checkpoint, hasher, owner);
+    const upload = new S3StreamingUpload(ctx, identity, checkpoint, owner);
     ctx.log.info(
       { digest: formatDigest(identity.digest), resumedAt: upload.#received },
       'resuming an upload from its checkpoint',
@@ -164,17 +172,23 @@ export class S3StreamingUpload implements UploadSink {
             formatDigest(this.digest),
         );
       }
-      const hash = this.#hasher.digest();
-      if (hash !== this.digest.hash) {
-        await this.abandonNow();
-        throw invalidArgument(
-          `data hashes to ${hash}, not to ${this.digest.hash} (${this.digest.fn.toLowerCase()})`,
-        );
-      }
       try {
         if (this.#partBytes > 0 || this.#partNumber === 1) await this.#sealPart(true);
+        else {
+          this.#finalHash = this.#hashFrom('', 0, true);
+          // Awaited below unless a part failed first; that failure is the one reported.
+          this.#finalHash.catch(() => undefined);
+        }
         await Promise.all(this.#inflight.values());
         this.#throwIfFailed();
+        const hash = await this.#finalHash?.catch((error: unknown) => {
+          throw diskError(error, 'cannot hash the staging file');
+        });
+        if (hash !== this.digest.hash) {
+          throw invalidArgument(
+            `data hashes to ${hash}, not to ${this.digest.hash} (${this.digest.fn.toLowerCase()})`,
+          );
+        }
         await this.#ctx.commitOnce(
           this.digest,
           () => this.#completeAndCommit(),
@@ -235,67 +249,109 @@ export class S3StreamingUpload implements UploadSink {
     if (owned) await this.#ctx.multipart.abort(this.#objectKey, this.#s3UploadId);
   }
 
+  /** Takes `piece` into the current part; it reaches the file in the next batch write. */
   async #writePiece(piece: Uint8Array): Promise<void> {
-    if (!this.#partFile) {
-      this.#partPath = join(this.#ctx.stagingDir, `${randomBytes(12).toString('hex')}.spool`);
-      this.#partFile = await open(this.#partPath, 'wx', 0o600).catch((error: unknown) => {
-        throw diskError(error, 'cannot write to the staging file');
-      });
-    }
-    await this.#partFile.write(piece).catch((error: unknown) => {
-      throw diskError(error, 'cannot write to the staging file');
-    });
-    this.#hasher.update(piece);
+    this.#unwritten.push(piece);
+    this.#unwrittenBytes += piece.length;
     this.#partBytes += piece.length;
     this.#received += piece.length;
+    if (this.#unwrittenBytes >= WRITE_BATCH_BYTES) await this.#flushWrites();
+  }
+
+  /** Writes the gathered pieces to the part file, in one call when the kernel takes them all. */
+  async #flushWrites(): Promise<void> {
+    if (this.#unwrittenBytes === 0) return;
+    let pieces = this.#unwritten;
+    this.#unwritten = [];
+    this.#unwrittenBytes = 0;
+    try {
+      if (!this.#partFile) {
+        this.#partPath = join(this.#ctx.stagingDir, `${randomBytes(12).toString('hex')}.spool`);
+        this.#partFile = await open(this.#partPath, 'wx', 0o600);
+      }
+      while (pieces.length > 0) {
+        const { bytesWritten } = await this.#partFile.writev(pieces);
+        if (bytesWritten === 0) throw new Error('the staging file took no bytes');
+        pieces = unwrittenAfter(pieces, bytesWritten);
+      }
+    } catch (error) {
+      throw diskError(error, 'cannot write to the staging file');
+    }
     crashPoint('spool-write');
   }
 
   /**
-   * Closes the current part and starts its upload, waiting first if too many are in flight. The
-   * hasher's state is kept for the part's checkpoint, except after the last part (`final`), when
-   * the hasher has already produced its digest.
+   * Chains a hash of `length` bytes of `path` after the parts already handed over. Returns the
+   * state after them, or for the last part (`final`) the digest.
+   */
+  #hashFrom(path: string, length: number, final: true): Promise<string>;
+  #hashFrom(path: string, length: number, final: false): Promise<Uint8Array>;
+  #hashFrom(path: string, length: number, final: boolean): Promise<Uint8Array | string> {
+    const job = (state: Uint8Array) => ({ fn: this.digest.fn, state, path, start: 0, length });
+    if (final) return this.#hashState.then((state) => this.#ctx.hashers.finish(job(state)));
+    this.#hashState = this.#hashState.then((state) => this.#ctx.hashers.advance(job(state)));
+    return this.#hashState;
+  }
+
+  /**
+   * Closes the current part and starts its upload and its hash, waiting first if too many parts
+   * are in flight. The hasher's state after the part is kept for its checkpoint, except after the
+   * last part (`final`), whose hash is the digest that finish checks.
    */
   async #sealPart(final: boolean): Promise<void> {
+    await this.#flushWrites();
     const partNumber = this.#partNumber;
     const path = this.#partPath;
     const length = this.#partBytes;
     await this.#partFile?.close();
     this.#partFile = undefined;
+    this.#partPath = '';
     this.#partBytes = 0;
     this.#partNumber += 1;
-    if (!final) {
-      this.#hashStates.set(partNumber, Buffer.from(this.#hasher.save()).toString('base64'));
-    }
 
     while (this.#inflight.size >= this.#ctx.concurrency) {
       await Promise.race(this.#inflight.values());
     }
     this.#throwIfFailed();
+    let hashed: Promise<unknown>;
+    if (final) {
+      this.#finalHash = this.#hashFrom(path, length, true);
+      hashed = this.#finalHash;
+    } else {
+      hashed = this.#hashFrom(path, length, false).then((state) => {
+        this.#hashStates.set(partNumber, Buffer.from(state).toString('base64'));
+      });
+    }
     const source = { path, start: 0, length };
-    const upload = this.#ctx.multipart
+    const uploaded = this.#ctx.multipart
       .uploadPart(this.#objectKey, this.#s3UploadId, partNumber, source)
-      .then(
-        (part) => {
-          this.#confirmed.set(partNumber, part);
-          this.#advanceCheckpoint();
-          crashPoint('part-confirmed');
-        },
-        (error: unknown) => {
-          this.#failure ??= error instanceof CasError ? error : unavailable('part upload failed');
-        },
-      )
+      .then((part) => {
+        this.#confirmed.set(partNumber, part);
+      });
+    const done = Promise.all([
+      uploaded.catch((error: unknown) => {
+        this.#failure ??= error instanceof CasError ? error : unavailable('part upload failed');
+      }),
+      hashed.catch((error: unknown) => {
+        this.#failure ??= diskError(error, 'cannot hash the staging file');
+      }),
+    ])
+      .then(() => {
+        if (this.#failure) return;
+        this.#advanceCheckpoint();
+        crashPoint('part-confirmed');
+      })
       .finally(() => {
         this.#inflight.delete(partNumber);
         if (path) void rm(path, { force: true });
       });
-    this.#inflight.set(partNumber, upload);
+    this.#inflight.set(partNumber, done);
   }
 
-  /** Saves the longest run of confirmed parts from part 1, one save at a time. */
+  /** Saves the longest run of confirmed and hashed parts from part 1, one save at a time. */
   #advanceCheckpoint(): void {
     let next = this.#checkpointed;
-    while (this.#confirmed.has(next + 1)) next += 1;
+    while (this.#confirmed.has(next + 1) && this.#hashStates.has(next + 1)) next += 1;
     // The last part may be short; it never goes into a checkpoint, which only holds whole parts.
     if (next * this.#partSize > this.digest.size) next -= 1;
     const hashState = this.#hashStates.get(next);
@@ -346,6 +402,8 @@ export class S3StreamingUpload implements UploadSink {
   }
 
   async #removeLocalFiles(): Promise<void> {
+    this.#unwritten = [];
+    this.#unwrittenBytes = 0;
     await this.#partFile?.close().catch(() => undefined);
     this.#partFile = undefined;
     if (this.#partPath) await rm(this.#partPath, { force: true });
@@ -360,6 +418,21 @@ export class S3StreamingUpload implements UploadSink {
     this.#tail = run.catch(() => undefined);
     return run;
   }
+}
+
+/** What is left of `pieces` once their first `written` bytes are in the file. */
+function unwrittenAfter(pieces: readonly Uint8Array[], written: number): Uint8Array[] {
+  const left: Uint8Array[] = [];
+  let skip = written;
+  for (const piece of pieces) {
+    if (skip >= piece.length) {
+      skip -= piece.length;
+      continue;
+    }
+    left.push(skip > 0 ? piece.subarray(skip) : piece);
+    skip = 0;
+  }
+  return left;
 }
 
 function superseded(digest: Digest): CasError {
