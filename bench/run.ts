@@ -5,6 +5,8 @@
 // nothing behind: its temp dir, servers and daemons are gone and its keys deleted when it exits.
 //
 // BENCH_SERVER_CPU_PROF_DIR=<dir> starts every server with --cpu-prof, writing the profiles there.
+// BENCH_ONLY=<name>[,<name>...] runs only the scenarios named (see SCENARIOS), for profiling one
+// path; RESULTS.md is then written next to it as RESULTS.partial.md instead.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,7 +38,22 @@ const LARGE_BLOB_BYTES = 2 * 1024 * MIB;
 const MULTIPART = { partSizeBytes: 8 * MIB, queueSize: 4 };
 const MULTIPART_THRESHOLD_BYTES = 16 * MIB;
 
+/** Scenario names, in the order they run; BENCH_ONLY picks some of them. */
+const SCENARIOS = ['write', 'read', 'large'] as const;
+
+function wantedScenarios(only: string | undefined): Set<string> {
+  if (only === undefined || only === '') return new Set(SCENARIOS);
+  const names = only.split(',').map((name) => name.trim());
+  const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(`BENCH_ONLY names ${unknown.join(', ')}; scenarios: ${SCENARIOS.join(', ')}`);
+  }
+  return new Set(names);
+}
+
 async function main(): Promise<void> {
+  const wanted = wantedScenarios(process.env.BENCH_ONLY);
+  const partial = wanted.size < SCENARIOS.length;
   const startedAt = new Date();
   const started = performance.now();
   const loadBefore = currentLoad();
@@ -69,13 +86,16 @@ async function main(): Promise<void> {
 
   const scenarios: ScenarioResult[] = [];
   try {
-    progress(`generating a ${BLOB_BYTES / MIB} MiB file`);
-    const file = await generateFile(join(tmpDir, 'blob.bin'), BLOB_BYTES);
-    const write = await runWriteScenario(ctx, file);
-    scenarios.push(write.result);
-    scenarios.push(await runReadScenario(ctx, write.written));
-    await rm(file.path, { force: true });
-    scenarios.push(await runLargeScenario(ctx, LARGE_BLOB_BYTES));
+    // The read scenario reads what the write scenario wrote, so it needs that one too.
+    if (wanted.has('write') || wanted.has('read')) {
+      progress(`generating a ${BLOB_BYTES / MIB} MiB file`);
+      const file = await generateFile(join(tmpDir, 'blob.bin'), BLOB_BYTES);
+      const write = await runWriteScenario(ctx, file);
+      scenarios.push(write.result);
+      if (wanted.has('read')) scenarios.push(await runReadScenario(ctx, write.written));
+      await rm(file.path, { force: true });
+    }
+    if (wanted.has('large')) scenarios.push(await runLargeScenario(ctx, LARGE_BLOB_BYTES));
   } finally {
     progress('cleaning up');
     await cleanUp(ctx).catch((error: unknown) => progress(`clean-up failed: ${String(error)}`));
@@ -106,8 +126,9 @@ async function main(): Promise<void> {
     },
     scenarios,
   );
-  await writeFile(RESULTS_PATH, markdown);
-  progress(`wrote ${relative(process.cwd(), RESULTS_PATH)}`);
+  const resultsPath = partial ? RESULTS_PATH.replace(/\.md$/, '.partial.md') : RESULTS_PATH;
+  await writeFile(resultsPath, markdown);
+  progress(`wrote ${relative(process.cwd(), resultsPath)}`);
   if (scenarios.some((scenario) => scenario.checks.some((check) => check.includes('MISMATCH')))) {
     progress('a hash check failed; see RESULTS.md');
     process.exitCode = 1;
