@@ -9,6 +9,7 @@
 #   openjdk-17-jdk-headless                   the JDK that Bazel builds with
 #   buildstream                               BuildStream 1.6.8, a Remote Asset API client
 #   openssl                                   throw-away certificates for the TLS tests
+#   g++ make python3                          node-gyp builds zstd-napi from its bundled sources
 #
 # Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
 set -euo pipefail
@@ -25,6 +26,9 @@ packages=(
   openjdk-17-jdk-headless
   buildstream
   openssl
+  g++
+  make
+  python3
 )
 binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl)
 
