@@ -20,6 +20,7 @@ import { ReservedSink } from './reserved-sink.ts';
 import { SpoolSink } from './spool-sink.ts';
 import type { BlobStore } from './store.ts';
 import type { UploadIdentity, UploadSink } from './upload-sink.ts';
+import { ZstdUploadSink } from './zstd-sink.ts';
 
 export interface CasOptions {
   readonly stagingDir: string;
@@ -77,6 +78,10 @@ export class Cas {
    */
   async openSink(upload: UploadIdentity, whole = false): Promise<UploadSink> {
     this.assertStorable(upload.digest);
+    if (upload.compressor === 'zstd') {
+      // Decoded here, then spooled and verified like a plain upload (see cas/zstd-sink.ts).
+      return new ZstdUploadSink(await this.openSink({ ...upload, compressor: 'identity' }, true));
+    }
     const resumable = this.store.resumable;
     const streaming = resumable?.handles(upload.digest) === true && !whole;
     const bytes = streaming ? resumable.stagingBytes(upload.digest) : upload.digest.size;
@@ -111,6 +116,8 @@ export class Cas {
 
   /** The resume offset another replica recorded for this upload, if any. */
   async recordedProgress(upload: UploadIdentity): Promise<number | undefined> {
+    // Compressed uploads are never recorded: their offsets count compressed bytes.
+    if (upload.compressor !== undefined && upload.compressor !== 'identity') return undefined;
     return this.store.resumable?.progress(upload);
   }
 

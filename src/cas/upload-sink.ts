@@ -10,6 +10,8 @@ export interface UploadIdentity {
   readonly instance: string;
   readonly uploadId: string;
   readonly digest: Digest;
+  /** How the client encodes the bytes it sends; identity when absent. */
+  readonly compressor?: string;
 }
 
 /** Runs a final commit unless this process is already committing the digest (see Cas). */

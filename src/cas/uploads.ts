@@ -219,5 +219,6 @@ export class UploadRegistry {
 }
 
 function keyOf(upload: UploadIdentity): string {
-  return `${upload.instance}\u0000${upload.uploadId}\u0000${digestKey(upload.digest)}`;
+  const compressor = upload.compressor ?? 'identity';
+  return `${upload.instance}\u0000${upload.uploadId}\u0000${digestKey(upload.digest)}\u0000${compressor}`;
 }

@@ -14,6 +14,7 @@ import { digestKey, formatDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import { OffsetMismatchError } from '../cas/upload-sink.ts';
 import type { Lease, UploadRegistry } from '../cas/uploads.ts';
+import { compressStream } from '../cas/zstd.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   type Authorize,
@@ -63,8 +64,14 @@ export function createByteStreamService(
               `${resource.compressor}: compressed reads must leave read_limit 0`,
           );
         }
-        assertUncompressed(resource);
-        for await (const data of cas.read(resource.digest, readOffset, readLimit)) {
+        assertSupportedCompressor(resource);
+        const plain = cas.read(resource.digest, readOffset, readLimit);
+        // read_offset counts uncompressed bytes; the reply is one zstd frame of the rest.
+        const chunks =
+          resource.compressor === 'zstd'
+            ? compressStream(plain, Math.max(0, resource.digest.size - readOffset))
+            : plain;
+        for await (const data of chunks) {
           if (!(await sendWithBackpressure(call, { data }))) return;
           countSent(call, data.length);
         }
@@ -117,14 +124,15 @@ async function write(
       if (!resource) {
         resource = parseWriteResourceName(request.resourceName);
         authorize(resource.instance);
-        assertUncompressed(resource);
+        assertSupportedCompressor(resource);
         log = log.child({
           digest: formatDigest(resource.digest),
           instance: resource.instance,
         });
         if (await cas.isCommitted(resource.digest)) {
           log.debug('blob already committed; ending the write early');
-          return { committedSize: resource.digest.size };
+          // REAPI: -1 tells a compressed upload's client the blob is there; the size would not.
+          return { committedSize: isCompressed(resource) ? -1 : resource.digest.size };
         }
         lease = await uploads.acquire(resource);
         firstName = request.resourceName;
@@ -139,9 +147,13 @@ async function write(
         active.session.assertOwner(active.owner);
         uploads.forget(active);
         lease = undefined;
+        // For a compressed upload, the bytes received: what Bazel 5+ and Buck2 check it against.
+        const committedSize = isCompressed(resource)
+          ? active.session.sink.received
+          : resource.digest.size;
         await active.session.sink.finish();
-        log.debug({ bytes: resource.digest.size }, 'committed');
-        return { committedSize: resource.digest.size };
+        log.debug({ bytes: resource.digest.size, wireBytes: committedSize }, 'committed');
+        return { committedSize };
       }
     }
   } catch (thrown) {
@@ -231,11 +243,15 @@ function assertSameResource(name: string, first: UploadResource): void {
   }
 }
 
-function assertUncompressed(resource: BlobResource): void {
-  if (resource.compressor !== 'identity') {
+function assertSupportedCompressor(resource: BlobResource): void {
+  if (resource.compressor !== 'identity' && resource.compressor !== 'zstd') {
     throw invalidArgument(
-      `compressor "${resource.compressor}" is not supported; ` +
-        'use uncompressed blobs/ resource names',
+      `compressor "${resource.compressor}" is not supported; use compressed-blobs/zstd/ or ` +
+        'uncompressed blobs/ resource names',
     );
   }
+}
+
+function isCompressed(resource: BlobResource): boolean {
+  return resource.compressor !== 'identity';
 }

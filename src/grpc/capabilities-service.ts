@@ -31,9 +31,9 @@ export function createCapabilitiesService(
       },
       maxBatchTotalSizeBytes: settings.maxBatchTotalSizeBytes,
       symlinkAbsolutePathStrategy: 'ALLOWED',
-      // IDENTITY is implied; compressed transfers come with the performance work.
-      supportedCompressors: [],
-      supportedBatchUpdateCompressors: [],
+      // IDENTITY is implied. zstd on ByteStream (compressed-blobs/zstd) and in batches.
+      supportedCompressors: ['ZSTD'],
+      supportedBatchUpdateCompressors: ['ZSTD'],
       maxCasBlobSizeBytes: settings.maxCasBlobSizeBytes,
     },
     executionCapabilities: {

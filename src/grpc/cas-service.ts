@@ -7,6 +7,7 @@ import type { Cas } from '../cas/cas.ts';
 import { mapConcurrently } from '../cas/concurrency.ts';
 import { type Digest, formatDigest, fromWireDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument } from '../cas/errors.ts';
+import { compressWhole, decompressWhole } from '../cas/zstd.ts';
 import { readTreePages } from './get-tree.ts';
 import {
   countReceived,
@@ -19,6 +20,7 @@ import {
 import type {
   BatchReadBlobsRequest,
   BatchUpdateBlobsRequest,
+  BatchUpdateBlobsRequestItem,
   FindMissingBlobsRequest,
   GetTreeRequest,
 } from './messages.ts';
@@ -62,8 +64,16 @@ export function createCasService(
       rpc,
       route('BatchUpdateBlobs', 'write', 'upload'),
       async (request: BatchUpdateBlobsRequest, call, rpcLog) => {
-        const total = request.requests.reduce((sum, r) => sum + r.data.length, 0);
-        countReceived(call, total);
+        countReceived(
+          call,
+          request.requests.reduce((sum, r) => sum + r.data.length, 0),
+        );
+        // A zstd blob counts with its declared size too: that is what it takes in memory here.
+        const total = request.requests.reduce(
+          (sum, r) =>
+            sum + (isZstd(r.compressor) ? Math.max(r.data.length, declaredSize(r)) : r.data.length),
+          0,
+        );
         assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
         const responses = await mapConcurrently(
           request.requests,
@@ -72,8 +82,7 @@ export function createCasService(
             let digest: Digest | undefined;
             try {
               digest = fromWireDigest(entry.digest, request.digestFunction);
-              assertIdentity(entry.compressor);
-              await cas.putBuffer(digest, entry.data);
+              await cas.putBuffer(digest, decodeBatchEntry(digest, entry));
               return { digest: toWireDigest(digest), status: OK_STATUS };
             } catch (error) {
               return {
@@ -97,14 +106,18 @@ export function createCasService(
         const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
+        const zstdAccepted = request.acceptableCompressors.some(isZstd);
         const responses = await mapConcurrently(digests, BATCH_CONCURRENCY, async (digest) => {
           try {
             const data = await cas.readAll(digest);
-            countSent(call, data.length);
+            // Sent compressed only when the client accepts zstd and it saves bytes.
+            const packed = zstdAccepted && data.length > 0 ? compressWhole(data) : undefined;
+            const smaller = packed !== undefined && packed.length < data.length;
+            countSent(call, smaller ? packed.length : data.length);
             return {
               digest: toWireDigest(digest),
-              data,
-              compressor: 'IDENTITY',
+              data: smaller ? packed : data,
+              compressor: smaller ? 'ZSTD' : 'IDENTITY',
               status: OK_STATUS,
             };
           } catch (error) {
@@ -153,8 +166,29 @@ function assertBatchSize(method: string, total: number, limit: number): void {
   }
 }
 
-/** Batches carry only uncompressed blobs until compression support lands. */
+/** Batch blobs may be sent uncompressed or as zstd (supported_batch_update_compressors). */
 export function assertIdentity(compressor: unknown): void {
   if (compressor === undefined || compressor === 'IDENTITY' || compressor === 0) return;
-  throw new CasError('invalid_argument', `compressor ${String(compressor)} is not supported here`);
+  throw new CasError(
+    'invalid_argument',
+    `compressor ${String(compressor)} is not supported here; use IDENTITY or ZSTD`,
+  );
+}
+
+/** A batch blob's bytes, decoded when it was sent as zstd. */
+function decodeBatchEntry(digest: Digest, entry: BatchUpdateBlobsRequestItem): Uint8Array {
+  if (isZstd(entry.compressor)) {
+    return decompressWhole(entry.data, digest.size, `zstd batch blob ${formatDigest(digest)}`);
+  }
+  assertIdentity(entry.compressor);
+  return entry.data;
+}
+
+function declaredSize(entry: BatchUpdateBlobsRequestItem): number {
+  const size = Number(entry.digest?.sizeBytes ?? 0);
+  return Number.isFinite(size) && size > 0 ? size : 0;
+}
+
+function isZstd(compressor: unknown): boolean {
+  return compressor === 'ZSTD' || compressor === 1;
 }

@@ -329,7 +329,7 @@ export function describeConformance(mode: string, start: ServerFactory): void {
         [`../uploads/${randomUUID()}/blobs/${EMPTY_SHA256}/1`, /instance/],
         [`blobs/uploads/${randomUUID()}/blobs/${EMPTY_SHA256}/1`, /reserved/],
         [`uploads/${randomUUID()}/blobs/vso/${EMPTY_SHA256}/1`, /digest function|not supported/],
-        [`uploads/${randomUUID()}/compressed-blobs/zstd/${EMPTY_SHA256}/1`, /compressor/],
+        [`uploads/${randomUUID()}/compressed-blobs/deflate/${EMPTY_SHA256}/1`, /compressor/],
         ['', /empty/],
       ] as const) {
         it(`rejects the malformed upload name "${name.slice(0, 60)}"`, async () => {

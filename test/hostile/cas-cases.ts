@@ -2,6 +2,7 @@
 // one bad entry or over the size limit, and FindMissingBlobs over its digest limit.
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
+import { compressWhole } from '../../src/cas/zstd.ts';
 import { type Digest, digestOf } from '../support/client.ts';
 import {
   blob,
@@ -110,7 +111,16 @@ function batchUpdateCases(): HostileCase[] {
       (e) => ({ digest: { ...e.digest, sizeBytes: 101 }, data: e.data }),
       /digest size 101 does not match 100 bytes received/,
     ],
-    ['compressor ZSTD', (e) => ({ ...e, compressor: 'ZSTD' }), /compressor ZSTD is not supported/],
+    [
+      'compressor ZSTD with bytes that are not zstd',
+      (e) => ({ ...e, compressor: 'ZSTD' }),
+      /zstd batch blob sha256\/[0-9a-f]{64}\/100: invalid zstd data/,
+    ],
+    [
+      'compressor ZSTD with a frame that decodes past the digest size',
+      (e) => ({ ...e, compressor: 'ZSTD', data: compressWhole(Buffer.alloc(4096)) }),
+      /decodes to more than the 100 bytes the digest declares/,
+    ],
     ['compressor 99', (e) => ({ ...e, compressor: 99 }), /compressor 99 is not supported/],
     [
       'an upper-case hash',

@@ -129,7 +129,7 @@ const BLOB_FAULTS: BlobFault[] = [
     part: `blobs/${fn}/${H}/300`,
     message: new RegExp(`digest function "${fn}" in .* is not supported`),
   })),
-  ...['zstd', 'deflate', 'brotli'].map((compressor) => ({
+  ...['deflate', 'brotli'].map((compressor) => ({
     label: `unsupported compressor "${compressor}"`,
     part: `compressed-blobs/${compressor}/${H}/300`,
     message: new RegExp(`compressor "${compressor}" is not supported`),

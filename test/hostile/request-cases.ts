@@ -56,10 +56,10 @@ function readCases(): HostileCase[] {
       /read_limit 10 is not allowed in a read of compressed-blobs\/zstd/,
     ),
     read(
-      'a compressed read, which is not supported yet',
-      { resourceName: zstd },
+      'a deflate read, which is not supported',
+      { resourceName: zstd.replace('/zstd/', '/deflate/') },
       status.INVALID_ARGUMENT,
-      /compressor "zstd" is not supported/,
+      /compressor "deflate" is not supported/,
     ),
     {
       ...read(

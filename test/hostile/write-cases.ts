@@ -3,6 +3,7 @@
 // streams that break off (those keep their session for a resume).
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
+import { compressWhole } from '../../src/cas/zstd.ts';
 import { type Digest, digestOf } from '../support/client.ts';
 import {
   blob,
@@ -255,14 +256,39 @@ export function writeCases(): HostileCase[] {
       700,
     ),
   );
-  const zstd = u('zstd');
-  const zstdName = zstd.name.replace('/blobs/', '/compressed-blobs/zstd/');
+  const notZstd = u('zstd');
+  const notZstdName = notZstd.name.replace('/blobs/', '/compressed-blobs/zstd/');
   cases.push(
     refused(
-      'Write: a zstd upload, which is not supported yet',
-      zstd,
-      [chunk(zstd.data, 0, { resourceName: zstdName, finishWrite: true })],
-      /compressor "zstd" is not supported/,
+      'Write: a zstd upload whose data is not a zstd frame',
+      notZstd,
+      [chunk(notZstd.data, 0, { resourceName: notZstdName, finishWrite: true })],
+      /compressed-blobs\/zstd upload of sha256\/[0-9a-f]{64}\/1000: invalid zstd data/,
+    ),
+  );
+  // A zstd bomb: 64 KiB of zeros compress to a few dozen bytes, declared as a 1000-byte blob.
+  const bomb = u('zstd bomb');
+  const bombName = bomb.name.replace('/blobs/', '/compressed-blobs/zstd/');
+  cases.push(
+    refused(
+      'Write: a zstd frame that decodes past the declared size',
+      bomb,
+      [chunk(compressWhole(Buffer.alloc(64 * 1024)), 0, { resourceName: bombName })],
+      /decodes to more than the 1000 bytes the digest declares/,
+    ),
+  );
+  const deflate = u('deflate');
+  cases.push(
+    refused(
+      'Write: a deflate upload, which is not supported',
+      deflate,
+      [
+        chunk(deflate.data, 0, {
+          resourceName: deflate.name.replace('/blobs/', '/compressed-blobs/deflate/'),
+          finishWrite: true,
+        }),
+      ],
+      /compressor "deflate" is not supported/,
     ),
   );
   return cases;

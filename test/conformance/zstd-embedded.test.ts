@@ -1,0 +1,4 @@
+import { startEmbedded } from './harness.ts';
+import { describeZstd } from './zstd-suite.ts';
+
+describeZstd('embedded directory store', startEmbedded);
