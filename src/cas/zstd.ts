@@ -131,10 +131,43 @@ export function decompressWhole(data: Uint8Array, size: number, what: string): B
         `${size} bytes needs (${maxCompressedBytes(size)})`,
     );
   }
+  const single = decodeSingleFrame(data, size, what);
+  if (single) return single;
   const decoder = new ZstdDecoder(size, what);
   const pieces = [...decoder.write(data)];
   decoder.end();
   return Buffer.concat(pieces, decoder.produced);
+}
+
+let wholeDctx: InstanceType<typeof zstd.DCtx> | undefined;
+
+/**
+ * The common case of a batch blob, decoded in one call into a buffer of exactly `size` bytes: one
+ * frame whose header states that size. zstd stops at the end of the buffer, so a header that
+ * lies costs no more memory. Undefined when the data is not of that shape.
+ */
+function decodeSingleFrame(data: Uint8Array, size: number, what: string): Buffer | undefined {
+  let frameBytes: number;
+  try {
+    if (zstd.getFrameContentSize(data) !== size) return undefined;
+    frameBytes = zstd.findFrameCompressedSize(data);
+  } catch {
+    return undefined;
+  }
+  if (frameBytes !== data.length) return undefined;
+  wholeDctx ??= new zstd.DCtx();
+  const out = Buffer.allocUnsafe(size);
+  let produced: number;
+  try {
+    produced = wholeDctx.decompress(out, data);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw invalidArgument(`${what}: invalid zstd data (${reason.toLowerCase()})`);
+  }
+  if (produced !== size) {
+    throw invalidArgument(`${what}: the zstd data decodes to ${produced} bytes, not ${size}`);
+  }
+  return out;
 }
 
 /**
@@ -153,10 +186,18 @@ export async function* compressStream(
 
 /** One whole blob compressed into one zstd frame. */
 export function compressWhole(data: Uint8Array, level = ZSTD_READ_LEVEL): Buffer {
-  const cctx = newCompressor(data.length, level);
+  // One context for every whole-blob call: creating one costs more than compressing a small blob,
+  // and the call is synchronous, so no two uses overlap.
+  wholeCctx ??= new zstd.CCtx();
+  const cctx = wholeCctx;
+  cctx.reset(zstd.ResetDirective.sessionOnly);
+  cctx.setParameter(zstd.CParameter.compressionLevel, level);
+  cctx.setPledgedSrcSize(data.length);
   const pieces = [...encode(cctx, data, zstd.EndDirective.end)];
   return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
 }
+
+let wholeCctx: InstanceType<typeof zstd.CCtx> | undefined;
 
 function newCompressor(length: number, level: number) {
   const cctx = new zstd.CCtx();
