@@ -1,35 +1,64 @@
 // The commit index in Redis: the single source of truth for "this blob is committed" in S3 mode,
-// and the home of the action cache.
+// the lease of every committed blob, and the home of the action cache.
 //
 // Keys (all under the configured prefix, default "tessera:"):
 //   cas:{fn}:{hash}                     -> decimal size; written only after S3 holds the whole,
-//                                          verified object. Expires after the lease unless a
-//                                          lookup, read or action-cache hit refreshes it.
-//   ac:{instance}:{fn}:{hash}:{size}    -> encoded ActionResult, with the same lease.
+//                                          verified object. No TTL: the lease below says when the
+//                                          collector (src/gc/) may delete it. Entries written
+//                                          before leases were tracked carry a TTL and are adopted
+//                                          on their next lookup (adopt-entry-3.lua).
+//   gc:lease                            -> sorted set {fn}:{hash} -> last touch (ms): commit,
+//                                          lookup (FindMissingBlobs, read, action-cache check).
+//   gc:bytes                            -> sum of the sizes of the blobs in gc:lease.
+//   gc:putting:{fn}:{hash}              -> sorted set of write intents: token -> expiry (Redis
+//                                          time, ms). An object is only written under an intent,
+//                                          and no collector condemns a blob with a live one.
+//   gc:tomb:{fn}:{hash}                 -> a collector's token while it deletes the object; no
+//                                          intent can be recorded meanwhile. Expires on its own.
+//   gc:born                             -> Redis time (ms) of the first commit into this index;
+//                                          objects older than that are never taken for orphans,
+//                                          so a Redis that lost its data never gets the bucket
+//                                          swept before `tessera reindex` has run.
+//   gc:lock, gc:epoch                   -> the collector's lock and its fencing counter.
+//   ac:{instance}:{fn}:{hash}:{size}    -> encoded ActionResult; expires after the lease unless a
+//                                          hit refreshes it (it has no object to delete).
 // The fn, hash and size segments hold no ':', so distinct (instance, digest) pairs never share a
-// key.
+// key. LIMITATION: the scripts touch a blob's keys and the shared gc:lease together, so they
+// assume one Redis, not a cluster that shards those keys apart.
 //
-// Losing entries (a Redis restart without persistence, a failover to a lagging replica) is safe:
-// the blob only looks missing and is uploaded again. The one unsafe state, an entry whose object is
-// gone, is caught on read (NOT_FOUND and the entry dropped).
+// Invariant kept with the collector: a commit entry is written (commit-put-5.lua) only while the
+// writer's intent is live and no tombstone exists, and a blob is condemned (condemn-6.lua) only
+// while it has no live intent; so no commit can land between a condemn and the end of its DELETE.
+// Losing entries (a Redis restart without persistence) is safe: the blob looks missing and is
+// uploaded again. An entry whose object is gone is caught on read (NOT_FOUND, entry dropped).
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Digest } from '../cas/digest.ts';
 import { unavailable } from '../cas/errors.ts';
+import { leaseScripts, type RunScript } from './lease-scripts.ts';
 
 export interface RedisCommitIndexSettings {
   readonly url: string;
   readonly prefix: string;
-  /** 0 keeps entries forever. */
+  /** Lease of action results (their Redis TTL); 0 keeps them forever. */
   readonly leaseSeconds: number;
 }
+
+/** Longest life of a collector's tombstone; a writer waits at most this long for one to go. */
+export const TOMBSTONE_MAX_LIFE_MS = 60_000;
+/** How long a write intent protects an object being written from the collector. */
+export const WRITE_INTENT_MS = 3_600_000;
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const COMMAND_TIMEOUT_MS = 5_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
+const TOMBSTONE_POLL_MS = 50;
 
 export class RedisCommitIndex {
   readonly redis: Redis;
   readonly prefix: string;
+  readonly script: RunScript;
   readonly #leaseMs: number;
 
   constructor(settings: RedisCommitIndexSettings) {
@@ -47,6 +76,7 @@ export class RedisCommitIndex {
     });
     // Connection errors surface on commands; without a listener ioredis would print them.
     this.redis.on('error', () => undefined);
+    this.script = leaseScripts(this.redis);
   }
 
   /** Connects, or keeps retrying in the background and resolves false after `timeoutMs`. */
@@ -59,45 +89,165 @@ export class RedisCommitIndex {
     return ready;
   }
 
+  /** `{fn}:{hash}`: the blob's name in the lease index and in its per-blob keys. */
+  memberOf(digest: Digest): string {
+    return `${digest.fn.toLowerCase()}:${digest.hash}`;
+  }
+
   blobKey(digest: Digest): string {
-    return `${this.prefix}cas:${digest.fn.toLowerCase()}:${digest.hash}`;
+    return this.entryKeyOf(this.memberOf(digest));
+  }
+
+  entryKeyOf(member: string): string {
+    return `${this.prefix}cas:${member}`;
+  }
+
+  intentKeyOf(member: string): string {
+    return `${this.prefix}gc:putting:${member}`;
+  }
+
+  tombstoneKeyOf(member: string): string {
+    return `${this.prefix}gc:tomb:${member}`;
+  }
+
+  get leaseKey(): string {
+    return `${this.prefix}gc:lease`;
+  }
+
+  get bornKey(): string {
+    return `${this.prefix}gc:born`;
+  }
+
+  get bytesKey(): string {
+    return `${this.prefix}gc:bytes`;
   }
 
   actionKey(instance: string, action: Digest): string {
     return `${this.prefix}ac:${instance}:${action.fn.toLowerCase()}:${action.hash}:${action.size}`;
   }
 
-  /** Committed sizes, refreshing leases, in one pipelined round trip. */
+  /**
+   * Committed sizes, renewing the lease of each blob found, in one pipelined round trip. The lease
+   * is renewed before the entry is read, so a blob reported present was touched before any
+   * collector could compare its lease: that collector keeps it. Entries from before leases were
+   * tracked are adopted in a second round trip, once each.
+   */
   async lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {
     if (digests.length === 0) return [];
+    const now = Date.now();
     const pipeline = this.redis.pipeline();
     for (const digest of digests) {
-      const key = this.blobKey(digest);
-      if (this.#leaseMs > 0) pipeline.getex(key, 'PX', this.#leaseMs);
-      else pipeline.get(key);
+      pipeline.zadd(this.leaseKey, 'XX', 'CH', now, this.memberOf(digest));
+      pipeline.get(this.blobKey(digest));
     }
     const replies = await this.#run('look up commits', () => pipeline.exec());
-    return digests.map((digest, i) => {
-      const [error, value] = replies?.[i] ?? [new Error('no reply'), null];
-      if (error) throw unavailable(`commit index lookup failed: ${error.message}`, error);
+    const untracked: Digest[] = [];
+    const sizes = digests.map((digest, i) => {
+      const [touchError, touched] = replies?.[2 * i] ?? [new Error('no reply'), null];
+      const [error, value] = replies?.[2 * i + 1] ?? [new Error('no reply'), null];
+      const failure = touchError ?? error;
+      if (failure) throw unavailable(`commit index lookup failed: ${failure.message}`, failure);
       if (typeof value !== 'string') return undefined;
       const size = Number(value);
-      return size === digest.size ? size : undefined;
+      if (size !== digest.size) return undefined;
+      if (touched === 0) untracked.push(digest);
+      return size;
     });
+    if (untracked.length > 0) {
+      await this.#run('adopt commit entries', () =>
+        Promise.all(
+          untracked.map((digest) =>
+            this.script(
+              'adoptEntry',
+              this.blobKey(digest),
+              this.leaseKey,
+              this.bytesKey,
+              this.memberOf(digest),
+              now,
+            ),
+          ),
+        ),
+      );
+    }
+    return sizes;
   }
 
-  async markCommitted(digest: Digest): Promise<void> {
-    const key = this.blobKey(digest);
-    const size = String(digest.size);
-    await this.#run('write commit entry', () =>
-      this.#leaseMs > 0
-        ? this.redis.set(key, size, 'PX', this.#leaseMs)
-        : this.redis.set(key, size),
+  /**
+   * Records the intent to write `digest`'s object and returns its token; waits while a collector
+   * is deleting that object (its tombstone lives at most TOMBSTONE_MAX_LIFE_MS). `onWait` is told
+   * once when the wait begins.
+   */
+  async beginPut(digest: Digest, onWait?: (tombstoneMs: number) => void): Promise<string> {
+    const member = this.memberOf(digest);
+    const token = randomUUID();
+    const deadline = Date.now() + TOMBSTONE_MAX_LIFE_MS + TOMBSTONE_POLL_MS;
+    let waited = false;
+    for (;;) {
+      const answer = await this.#run('record a write intent', () =>
+        this.script(
+          'beginPut',
+          this.tombstoneKeyOf(member),
+          this.intentKeyOf(member),
+          token,
+          WRITE_INTENT_MS,
+        ),
+      );
+      const tombstoneMs = Number(answer);
+      if (tombstoneMs === 0) return token;
+      if (Date.now() > deadline) {
+        throw unavailable(
+          `the collector has been deleting ${member} for longer than ` +
+            `${TOMBSTONE_MAX_LIFE_MS} ms; upload it again later`,
+        );
+      }
+      if (!waited) onWait?.(tombstoneMs);
+      waited = true;
+      await sleep(Math.min(tombstoneMs, TOMBSTONE_POLL_MS));
+    }
+  }
+
+  /**
+   * Commits an object written under the intent `token`. False when the intent expired or a
+   * collector intervened: the object may be gone, so write it again before committing.
+   */
+  async commitPut(digest: Digest, token: string): Promise<boolean> {
+    const member = this.memberOf(digest);
+    const answer = await this.#run('write commit entry', () =>
+      this.script(
+        'commitPut',
+        this.blobKey(digest),
+        this.intentKeyOf(member),
+        this.leaseKey,
+        this.bytesKey,
+        this.tombstoneKeyOf(member),
+        this.bornKey,
+        token,
+        digest.size,
+        member,
+        Date.now(),
+      ),
+    );
+    return answer === 1;
+  }
+
+  /** Withdraws a write intent after a failed write, so the collector need not wait it out. */
+  async abandonPut(digest: Digest, token: string): Promise<void> {
+    await this.#run('withdraw a write intent', () =>
+      this.redis.zrem(this.intentKeyOf(this.memberOf(digest)), token),
     );
   }
 
+  /** Drops the commit entry and lease of a blob whose object is missing or corrupt. */
   async forget(digest: Digest): Promise<void> {
-    await this.#run('drop commit entry', () => this.redis.del(this.blobKey(digest)));
+    await this.#run('drop commit entry', () =>
+      this.script(
+        'dropEntry',
+        this.blobKey(digest),
+        this.leaseKey,
+        this.bytesKey,
+        this.memberOf(digest),
+      ),
+    );
   }
 
   async getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {

@@ -2,16 +2,20 @@
 //
 // Commit sequence for a verified staged blob, and what a crash after each step leaves:
 //   1. look the digest up in Redis; already committed -> drop the staged file, done.
-//   2. PutObject / multipart upload of the staged file -> crash: a staging file (swept at start)
+//   2. record a write intent (waits while a collector deletes this digest's object) -> crash: an
+//      intent that expires after an hour; until then the collector spares the digest.
+//   3. PutObject / multipart upload of the staged file -> crash: a staging file (swept at start)
 //      and possibly an object or an incomplete multipart upload with no commit entry: invisible,
-//      reclaimed by lifecycle rules or GC, rewritten by the next upload of that digest.
-//   3. multipart only: HEAD checks the stored size.
-//   4. SET the commit entry -> from here the blob is visible on every replica.
-//   5. remove the staged file -> crash before: an orphan staging file, swept at start.
-// The client is answered only after step 4.
+//      reclaimed by the collector's orphan sweep, rewritten by the next upload of that digest.
+//   4. multipart only: HEAD checks the stored size.
+//   5. commit-put: the commit entry and its lease, only if the intent is still live -> from here
+//      the blob is visible on every replica. Refused (the collector may have deleted the object
+//      after step 3): back to step 2, at most three times.
+//   6. remove the staged file -> crash before: an orphan staging file, swept at start.
+// The client is answered only after step 5.
 import { rm } from 'node:fs/promises';
 import { type Digest, formatDigest } from '../cas/digest.ts';
-import { notFound } from '../cas/errors.ts';
+import { notFound, unavailable } from '../cas/errors.ts';
 import { PartHashers } from '../cas/part-hashers.ts';
 import type { ActionCacheStore, Backend, BlobStore } from '../cas/store.ts';
 import type { CommitGate, ResumableUploads } from '../cas/upload-sink.ts';
@@ -30,6 +34,9 @@ export interface ResumableUploadSettings {
   /** How long a broken-off upload's checkpoint is kept for a resume. */
   readonly idleTimeoutMs: number;
 }
+
+/** Writes of one staged blob before giving up when a collector keeps deleting it meanwhile. */
+const PUT_ATTEMPTS = 3;
 
 export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly durableStaging = false;
@@ -103,13 +110,41 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     try {
       const [present] = await this.#index.lookup([staged.digest]);
       if (present !== undefined) return;
-      await this.#objects.put(staged.digest, staged.path);
-      crashPoint('s3-complete');
-      await this.#index.markCommitted(staged.digest);
-      crashPoint('committed');
+      for (let attempt = 1; attempt <= PUT_ATTEMPTS; attempt++) {
+        if (await this.#putAndCommit(staged)) return;
+        this.#log.warn(
+          { digest: formatDigest(staged.digest), attempt },
+          'the collector may have deleted the object while it was written; writing it again',
+        );
+      }
+      throw unavailable(
+        `could not commit ${formatDigest(staged.digest)}: the collector deleted it ` +
+          `${PUT_ATTEMPTS} times while it was written; upload it again`,
+      );
     } finally {
       await rm(staged.path, { force: true });
     }
+  }
+
+  /** Writes the object under a write intent and commits it; false when the commit was refused. */
+  async #putAndCommit(staged: StagedBlob): Promise<boolean> {
+    const digest = staged.digest;
+    const token = await this.#index.beginPut(digest, (tombstoneMs) =>
+      this.#log.debug(
+        { digest: formatDigest(digest), tombstoneMs },
+        'waiting for the collector to finish deleting this blob',
+      ),
+    );
+    try {
+      await this.#objects.put(digest, staged.path);
+    } catch (error) {
+      await this.#index.abandonPut(digest, token).catch(() => undefined);
+      throw error;
+    }
+    crashPoint('s3-complete');
+    const committed = await this.#index.commitPut(digest, token);
+    if (committed) crashPoint('committed');
+    return committed;
   }
 
   async read(

@@ -386,16 +386,29 @@ export class S3StreamingUpload implements UploadSink {
       return;
     }
     const parts = [...this.#confirmed.values()];
-    await this.#ctx.multipart.complete(this.#objectKey, this.#s3UploadId, parts);
-    const stored = await this.#ctx.objects.head(this.digest);
-    if (stored !== this.digest.size) {
-      throw unavailable(
-        `object store holds ${stored ?? 'no'} bytes for ${this.#objectKey} after upload, ` +
-          `expected ${this.digest.size}`,
-      );
+    // The object appears at CompleteMultipartUpload: that is the write the intent must cover.
+    const token = await this.#ctx.index.beginPut(this.digest);
+    try {
+      await this.#ctx.multipart.complete(this.#objectKey, this.#s3UploadId, parts);
+      const stored = await this.#ctx.objects.head(this.digest);
+      if (stored !== this.digest.size) {
+        throw unavailable(
+          `object store holds ${stored ?? 'no'} bytes for ${this.#objectKey} after upload, ` +
+            `expected ${this.digest.size}`,
+        );
+      }
+    } catch (error) {
+      await this.#ctx.index.abandonPut(this.digest, token).catch(() => undefined);
+      throw error;
     }
     crashPoint('s3-complete');
-    await this.#ctx.index.markCommitted(this.digest);
+    if (!(await this.#ctx.index.commitPut(this.digest, token))) {
+      // The parts are gone once completed, so the object cannot be written again from here.
+      throw unavailable(
+        `the collector deleted ${formatDigest(this.digest)} while its upload completed; ` +
+          'upload it again',
+      );
+    }
     crashPoint('committed');
     await this.#saving;
     await this.#ctx.states.remove(this.#identity, this.#owner).catch(() => false);
