@@ -14,6 +14,8 @@ import { UploadRegistry } from './cas/uploads.ts';
 import { RedisCommitIndex } from './commit-index/redis-commit-index.ts';
 import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
 import { DirectoryStore } from './embedded/directory-store.ts';
+import { Collector, collectorSettingsFrom } from './gc/collector.ts';
+import { CollectorSchedule } from './gc/scheduler.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import {
   countFiles,
@@ -66,8 +68,13 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
   const metrics = createMetrics();
-  const { backend, assets, janitor, probes } = await createBackend(settings, log, metrics);
+  const { backend, assets, janitor, collection, probes } = await createBackend(
+    settings,
+    log,
+    metrics,
+  );
   janitor?.start();
+  collection?.start();
   const readiness = createReadiness(probes);
   const shuttingDown = new AbortController();
   const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
@@ -143,6 +150,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       access.close();
       await uploads.closeAll();
       await janitor?.stop();
+      await collection?.stop();
       await backend.close();
     },
   };
@@ -152,6 +160,7 @@ interface Backends {
   backend: Backend;
   assets: AssetStore;
   janitor?: MultipartJanitor;
+  collection?: CollectorSchedule;
   /** What readiness checks: each backend this replica cannot serve without. */
   probes: Probe[];
 }
@@ -216,9 +225,11 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
     },
     log,
   );
+  const collector = new Collector(index, objects, collectorSettingsFrom(settings, false), log);
   return {
     janitor,
     probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
+    collection: new CollectorSchedule(collector, settings.gcIntervalSeconds * 1000, log),
     backend: new S3RedisBackend(objects, index, log, `${where}, commits in redis`, {
       stagingDir: defaultStagingDir(settings),
       idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,

@@ -6,6 +6,7 @@ import { startApp } from '../app.ts';
 import { ConfigError, loadConfig, redactedSummary } from '../config/load.ts';
 import { envNameOf, flagNameOf, SETTING_NAMES } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
+import { ADMIN_COMMANDS, ADMIN_USAGE, runAdminCommand } from './admin-commands.ts';
 import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from './client-commands.ts';
 
 function settingLine(name: (typeof SETTING_NAMES)[number]): string {
@@ -20,7 +21,8 @@ local directory (--data-dir); with both it serves from S3 and commits in Redis.
 Settings (flag, environment variable):
 ${SETTING_NAMES.map(settingLine).join('\n')}
 
-${CLIENT_USAGE}`;
+${CLIENT_USAGE}
+${ADMIN_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest, process.env);
+  if (ADMIN_COMMANDS.has(command)) return runAdminCommand(command, rest, process.env);
   if (command !== 'serve') {
     process.stderr.write(`tessera: unknown command "${command}"\n\n${USAGE}`);
     return 2;

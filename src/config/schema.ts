@@ -109,8 +109,8 @@ export const settingsSchema = z
     casLeaseSeconds: integer(0)
       .default(30 * 24 * 3600)
       .describe(
-        'Lifetime of a commit entry or action result since it was last written, read or ' +
-          'found; 0 keeps them forever.',
+        'Lease of a blob or action result since it was last written, read or found: the ' +
+          'collector deletes blobs whose lease expired; 0 keeps them forever.',
       ),
     maxBatchTotalSizeBytes: integer(1024, 64 * MIB)
       .default(4 * MIB - 64 * 1024)
@@ -188,6 +188,27 @@ export const settingsSchema = z
       .default(3600)
       .describe(
         'Age after which a multipart upload that no live upload owns is aborted by the janitor.',
+      ),
+    gcIntervalSeconds: integer(0)
+      .default(3600)
+      .describe(
+        'How often serve runs the garbage collector (one replica at a time cluster-wide; the ' +
+          'first run one interval after start); 0: never.',
+      ),
+    gcBudgetBytes: integer(0)
+      .default(0)
+      .describe(
+        'Size budget of the bucket prefix: the collector evicts least recently used blobs ' +
+          'while the store holds more; 0: no budget.',
+      ),
+    gcMinAgeSeconds: integer(0)
+      .default(3600)
+      .describe('Budget eviction never takes a blob used (written, read or found) more recently.'),
+    gcOrphanGraceSeconds: integer(0)
+      .default(86400)
+      .describe(
+        'The collector deletes objects that have no commit entry once they are this old ' +
+          '(uploads that died before their commit); 0: never.',
       ),
     crashPoints: z
       .string()

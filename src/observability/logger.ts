@@ -4,17 +4,21 @@ import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'tessera' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    redact: {
-      paths: ['*.awsSecretAccessKey', '*.awsSessionToken', 'authorization'],
-      censor: '***',
+/** `fd` 1 (stdout) for the server; the admin commands log to 2 and print results on 1. */
+export function createLogger(level: string, fd = 1): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'tessera' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: {
+        paths: ['*.awsSecretAccessKey', '*.awsSessionToken', 'authorization'],
+        censor: '***',
+      },
     },
-  });
+    pino.destination({ fd, sync: true }),
+  );
 }
 
 /** A logger that drops everything, for unit tests of modules that take one. */

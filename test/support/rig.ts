@@ -19,6 +19,8 @@ export interface RigOptions {
   readonly s3Endpoint?: string;
   /** More settings (TESSERA_* names). */
   readonly env?: Record<string, string>;
+  /** Another rig's prefix, to run a second replica on the same bucket prefix and Redis keys. */
+  readonly prefix?: string;
 }
 
 export interface Rig {
@@ -40,7 +42,7 @@ export interface Rig {
 
 export async function startRig(options: RigOptions): Promise<Rig> {
   const { s3, redisUrl } = options;
-  const prefix = `rig-${randomUUID().slice(0, 8)}/`;
+  const prefix = options.prefix ?? `rig-${randomUUID().slice(0, 8)}/`;
   const stagingDir = await mkdtemp(join(tmpdir(), 'tessera-rig-'));
   const settings = loadConfig({
     argv: ['--listen', '127.0.0.1:0'],
@@ -58,7 +60,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
       ...options.env,
     },
   });
-  const { log, lines } = captureLogs();
+  const { log, lines } = captureLogs(settings.logLevel);
   let app: App;
   try {
     app = await startApp(settings, log);

@@ -1,0 +1,242 @@
+// The garbage collector against real Redis and RGW, with the collector stopped at each step while
+// clients act: a touch between selection and condemn, lookups and reads during the delete window,
+// a re-upload whose PutObject lands after the DELETE, a write in flight, a collector that dies or
+// stalls after condemning, and a collector that lost its lock. After each, the invariant holds:
+// every commit entry has an object of its size, and what a client was told is present is readable.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { status } from '@grpc/grpc-js';
+import { CollectorBusyError, CollectorFencedError } from '../../src/gc/collector.ts';
+import {
+  blobName,
+  codeOf,
+  type Digest,
+  digestOf,
+  randomBlob,
+  uploadName,
+} from '../support/client.ts';
+import {
+  gateAt,
+  type Maintenance,
+  openMaintenance,
+  TEST_LEASE_MS,
+} from '../support/maintenance.ts';
+import { type Rig, startRig } from '../support/rig.ts';
+import { getServices } from '../support/services/index.ts';
+
+const EXPIRED = 2 * TEST_LEASE_MS;
+
+describe('garbage collection', () => {
+  let rig: Rig;
+  let gc: Maintenance;
+  before(async () => {
+    const services = await getServices();
+    rig = await startRig({
+      s3: services.s3,
+      redisUrl: services.redisUrl,
+      env: { TESSERA_LOG_LEVEL: 'debug', TESSERA_GC_INTERVAL_SECONDS: '0' },
+    });
+    gc = await openMaintenance(rig, services.s3, services.redisUrl);
+  });
+  after(async () => {
+    await gc.close();
+    await rig.close();
+  });
+
+  const upload = async (size = 2000) => {
+    const data = randomBlob(size);
+    const digest = digestOf(data);
+    await rig.client.write(uploadName(digest), data);
+    return { data, digest };
+  };
+  const objectSize = async (digest: Digest) => {
+    try {
+      const head = await rig.s3.send(
+        new HeadObjectCommand({ Bucket: rig.bucket, Key: rig.objectKey(digest) }),
+      );
+      return head.ContentLength;
+    } catch {
+      return undefined;
+    }
+  };
+  const findMissing = async (digests: Digest[]) =>
+    (
+      await rig.client.unary<{ missingBlobDigests: Digest[] }>(rig.client.cas, 'FindMissingBlobs', {
+        blobDigests: digests,
+      })
+    ).missingBlobDigests;
+  /** The invariant: an entry means an object of exactly that size. */
+  const assertEntryHasObject = async (digest: Digest) => {
+    const entry = await rig.redis.get(rig.commitKey(digest));
+    if (entry !== null)
+      assert.equal(await objectSize(digest), Number(entry), 'entry without object');
+  };
+
+  it('keeps a blob with a live lease and deletes one whose lease expired', async () => {
+    const live = await upload();
+    const old = await upload();
+    await gc.age(old.digest, EXPIRED);
+
+    const report = await gc.collector().collect();
+
+    assert.deepEqual(
+      report.deleted.map((d) => d.member),
+      [gc.member(old.digest)],
+    );
+    assert.equal(await objectSize(old.digest), undefined);
+    assert.equal(await rig.redis.exists(rig.commitKey(old.digest)), 0);
+    assert.equal(await objectSize(live.digest), live.data.length);
+    assert.deepEqual(await findMissing([live.digest, old.digest]), [old.digest]);
+    await rig.client.write(uploadName(old.digest), old.data);
+    assert.ok((await rig.client.read(blobName(old.digest))).data.equals(old.data));
+  });
+
+  it('keeps a blob that FindMissingBlobs touched between selection and condemn', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('selected', gc.member(blob.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+
+    assert.deepEqual(await findMissing([blob.digest]), []);
+    gate.release();
+    const report = await collecting;
+
+    assert.equal(report.kept, 1);
+    assert.equal(report.deleted.length, 0);
+    assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
+  });
+
+  it('keeps the outputs of an action result served between selection and condemn', async () => {
+    const output = await upload();
+    const action = digestOf(randomBlob(64));
+    await rig.client.unary(rig.client.actionCache, 'UpdateActionResult', {
+      actionDigest: action,
+      actionResult: { outputFiles: [{ path: 'out', digest: output.digest }] },
+    });
+    await gc.age(output.digest, EXPIRED);
+    const gate = gateAt('selected', gc.member(output.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+
+    await rig.client.unary(rig.client.actionCache, 'GetActionResult', { actionDigest: action });
+    gate.release();
+    assert.equal((await collecting).kept, 1);
+    assert.equal(await objectSize(output.digest), output.data.length);
+  });
+
+  it('answers missing during the delete window, and a re-upload waits, then writes again', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('condemned', gc.member(blob.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+
+    // Condemned: the object is still there, but nobody is told so.
+    assert.equal(await objectSize(blob.digest), blob.data.length);
+    assert.deepEqual(await findMissing([blob.digest]), [blob.digest]);
+    await assert.rejects(
+      rig.client.read(blobName(blob.digest)),
+      (e) => codeOf(e) === status.NOT_FOUND,
+    );
+    const reupload = rig.client.write(uploadName(blob.digest), blob.data);
+    await until(() =>
+      rig.logs.some((l) => String(l.msg).includes('waiting for the collector to finish')),
+    );
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 0, 'no commit meanwhile');
+
+    gate.release();
+    const report = await collecting;
+    assert.equal(await reupload, blob.data.length);
+
+    assert.equal(report.deleted.length, 1);
+    await assertEntryHasObject(blob.digest);
+    assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
+  });
+
+  it('spares a blob whose object is being written, and refuses a commit whose intent lapsed', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const digest = { fn: 'SHA256' as const, hash: blob.digest.hash, size: blob.data.length };
+
+    const writing = await gc.index.beginPut(digest);
+    assert.equal((await gc.collector().collect()).kept, 1);
+    assert.equal(await gc.index.commitPut(digest, writing), true);
+
+    // An intent that expired no longer protects the object, so its commit must be refused.
+    await gc.age(blob.digest, EXPIRED);
+    const lapsed = await gc.index.beginPut(digest);
+    await rig.redis.zadd(gc.index.intentKeyOf(gc.member(blob.digest)), Date.now() - 1, lapsed);
+    const report = await gc.collector().collect();
+    assert.equal(report.deleted.length, 1);
+    assert.equal(await gc.index.commitPut(digest, lapsed), false);
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 0);
+  });
+
+  it('after a collector dies having condemned, writers wait for the tombstone, then write', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('condemned', gc.member(blob.digest));
+    const collecting = gc.collector({ tombstoneMs: 1_500 }, gate.pause).collect();
+    await gate.reached;
+    gate.release(new Error('collector died'));
+    await assert.rejects(collecting, /collector died/);
+
+    // Left behind: the object without an entry, and the tombstone until it expires.
+    assert.equal(await objectSize(blob.digest), blob.data.length);
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 0);
+    assert.equal(await rig.redis.exists(gc.index.tombstoneKeyOf(gc.member(blob.digest))), 1);
+
+    assert.equal(await rig.client.write(uploadName(blob.digest), blob.data), blob.data.length);
+    await assertEntryHasObject(blob.digest);
+    assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
+  });
+
+  it('does not send a DELETE once the tombstone may have expired', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('condemned', gc.member(blob.digest));
+    const tombstoneMs = 600;
+    const collecting = gc.collector({ tombstoneMs }, gate.pause).collect();
+    await gate.reached;
+    // A stall: the collector wakes up after half the tombstone's life.
+    await sleep(tombstoneMs / 2 + 50);
+    gate.release();
+    const report = await collecting;
+
+    assert.equal(report.leftForLater, 1);
+    assert.equal(report.deleted.length, 0);
+    assert.equal(await objectSize(blob.digest), blob.data.length, 'object left for a later run');
+    assert.deepEqual(await findMissing([blob.digest]), [blob.digest]);
+  });
+
+  it('runs one collector at a time, and stops one that lost its lock', async () => {
+    await rig.redis.set(`tessera-test:${rig.prefix}gc:lock`, 'someone-else', 'PX', 5_000);
+    await assert.rejects(gc.collector().collect(), CollectorBusyError);
+    await rig.redis.del(`tessera-test:${rig.prefix}gc:lock`);
+
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('selected', gc.member(blob.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+    // Its lock expired and a second collector took it.
+    await rig.redis.set(`tessera-test:${rig.prefix}gc:lock`, 'successor', 'PX', 5_000);
+    gate.release();
+    await assert.rejects(collecting, CollectorFencedError);
+    assert.equal(await rig.redis.get(`tessera-test:${rig.prefix}gc:lock`), 'successor');
+    assert.equal(await objectSize(blob.digest), blob.data.length);
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 1);
+    await rig.redis.del(`tessera-test:${rig.prefix}gc:lock`);
+  });
+});
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
