@@ -8,7 +8,7 @@ import type { Cas } from '../cas/cas.ts';
 import { formatDigest, fromWireDigest } from '../cas/digest.ts';
 import { CasError, invalidArgument, notFound } from '../cas/errors.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
-import { type RpcContext, route, unary } from './handlers.ts';
+import { annotate, type RpcContext, route, unary } from './handlers.ts';
 import type {
   ActionResult,
   GetActionResultRequest,
@@ -30,9 +30,10 @@ export function createActionCacheService(
     GetActionResult: unary(
       rpc,
       route('GetActionResult', 'read'),
-      async (request: GetActionResultRequest, _call, rpcLog): Promise<ActionResult> => {
+      async (request: GetActionResultRequest, call, rpcLog): Promise<ActionResult> => {
         const instance = parseInstanceName(request.instanceName);
         const action = fromWireDigest(request.actionDigest, request.digestFunction);
+        annotate(call, { digest: formatDigest(action) });
         const encoded = await actions.getActionResult(instance, action);
         const lookups = rpc.metrics.actionCacheLookups;
         if (!encoded) {
@@ -63,9 +64,10 @@ export function createActionCacheService(
     UpdateActionResult: unary(
       rpc,
       route('UpdateActionResult', 'ac-write'),
-      async (request: UpdateActionResultRequest): Promise<ActionResult> => {
+      async (request: UpdateActionResultRequest, call): Promise<ActionResult> => {
         const instance = parseInstanceName(request.instanceName);
         const action = fromWireDigest(request.actionDigest, request.digestFunction);
+        annotate(call, { digest: formatDigest(action) });
         const result = request.actionResult;
         if (!result) throw invalidArgument('UpdateActionResult carries no action_result');
         const missing = await findMissingReferences(cas, result, action.fn);

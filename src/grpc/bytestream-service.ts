@@ -18,6 +18,7 @@ import { compressStream } from '../cas/zstd.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   type Authorize,
+  annotate,
   clientStreaming,
   countReceived,
   countSent,
@@ -58,6 +59,7 @@ export function createByteStreamService(
       async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
         const { resourceName, readOffset, readLimit } = call.request;
         const resource = parseReadResourceName(resourceName);
+        annotate(call, { digest: formatDigest(resource.digest) });
         if (resource.compressor !== 'identity' && readLimit !== 0) {
           throw invalidArgument(
             `read_limit ${readLimit} is not allowed in a read of compressed-blobs/` +
@@ -93,8 +95,9 @@ export function createByteStreamService(
         instance: (request: QueryWriteStatusRequest) =>
           parseWriteResourceName(request.resourceName).instance,
       },
-      async (request: QueryWriteStatusRequest): Promise<QueryWriteStatusResponse> => {
+      async (request: QueryWriteStatusRequest, call): Promise<QueryWriteStatusResponse> => {
         const resource = parseWriteResourceName(request.resourceName);
+        annotate(call, { digest: formatDigest(resource.digest) });
         if (await cas.isCommitted(resource.digest)) {
           return { committedSize: resource.digest.size, complete: true };
         }
@@ -125,7 +128,7 @@ async function write(
         resource = parseWriteResourceName(request.resourceName);
         authorize(resource.instance);
         assertSupportedCompressor(resource);
-        log = log.child({
+        log = annotate(call, {
           digest: formatDigest(resource.digest),
           instance: resource.instance,
         });

@@ -10,6 +10,7 @@ import { CasError, invalidArgument } from '../cas/errors.ts';
 import { compressWhole, decompressWhole } from '../cas/zstd.ts';
 import { readTreePages } from './get-tree.ts';
 import {
+  annotate,
   countReceived,
   countSent,
   type RpcContext,
@@ -44,7 +45,7 @@ export function createCasService(
     FindMissingBlobs: unary(
       rpc,
       route('FindMissingBlobs', 'read'),
-      async (request: FindMissingBlobsRequest) => {
+      async (request: FindMissingBlobsRequest, call) => {
         if (request.blobDigests.length > MAX_FIND_MISSING_DIGESTS) {
           throw invalidArgument(
             `FindMissingBlobs asks for ${request.blobDigests.length} digests; the limit is ` +
@@ -56,6 +57,7 @@ export function createCasService(
         const found = rpc.metrics.findMissingDigests;
         found.inc({ result: 'missing' }, missing.length);
         found.inc({ result: 'present' }, digests.length - missing.length);
+        annotate(call, { digests: digests.length, missing: missing.length });
         return { missingBlobDigests: missing.map(toWireDigest) };
       },
     ),
@@ -74,6 +76,7 @@ export function createCasService(
             sum + (isZstd(r.compressor) ? Math.max(r.data.length, declaredSize(r)) : r.data.length),
           0,
         );
+        annotate(call, { blobs: request.requests.length });
         assertBatchSize('BatchUpdateBlobs', total, settings.maxBatchTotalSizeBytes);
         const responses = await mapConcurrently(
           request.requests,
@@ -104,6 +107,7 @@ export function createCasService(
       route('BatchReadBlobs', 'read', 'download'),
       async (request: BatchReadBlobsRequest, call, rpcLog) => {
         const digests = request.digests.map((d) => fromWireDigest(d, request.digestFunction));
+        annotate(call, { blobs: digests.length });
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
         const zstdAccepted = request.acceptableCompressors.some(isZstd);
@@ -139,6 +143,7 @@ export function createCasService(
       async (call: ServerWritableStream<GetTreeRequest, unknown>) => {
         const request = call.request;
         const root = fromWireDigest(request.rootDigest, request.digestFunction);
+        annotate(call, { digest: formatDigest(root) });
         if (!Number.isSafeInteger(request.pageSize) || request.pageSize < 0) {
           throw invalidArgument(`page_size ${request.pageSize} is negative`);
         }

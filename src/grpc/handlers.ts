@@ -1,7 +1,15 @@
 // Wrappers that give every RPC handler the same shape: access control first, a child logger with
 // the method name, one place that turns anything thrown into a status, and one place that records
 // each finished call (tessera_rpcs_total, tessera_rpc_duration_seconds, transfers in flight; see
-// src/observability/metrics.ts), so no service can forget to.
+// src/observability/metrics.ts) and logs it in one line, so no service can forget to.
+//
+// Logs: each call's child logger carries the method, the caller's token name, the instance, the
+// client's RequestMetadata (tool, invocation, action, target; see request-metadata.ts) and what the
+// handler adds with `annotate` (digest, counts). One line per finished call: `info` "ok" with
+// status, ms and blob bytes; a failure's line is its error message, at `info` for client mistakes
+// and `error` for server faults (status.ts). Health checks log at `debug`. Every REAPI call is
+// `info`, FindMissingBlobs and batches included: one line per call is what ties a slow or failed
+// build to the server, and `logLevel: warn` silences them all.
 //
 // Access control cannot be left out: each wrapper takes the method's permission and either a
 // function that finds the request's instance name (checked before the handler runs) or, for a
@@ -12,6 +20,7 @@ import {
   type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
+  type Metadata,
   type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -24,6 +33,7 @@ import type { RoutePermission } from '../auth/permissions.ts';
 import { CasError, toCasError } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { readRequestMetadata } from './request-metadata.ts';
 import { parseInstanceName } from './resource-name.ts';
 import { grpcCodeOf, toServiceError } from './status.ts';
 
@@ -181,6 +191,8 @@ interface CallRecord {
   readonly transfer: Transfer | undefined;
   readonly metrics: Metrics;
   readonly started: number;
+  /** Health checks come every few seconds from every prober: their lines are debug. */
+  readonly quiet: boolean;
   log: Logger;
   receivedBytes: number;
   sentBytes: number;
@@ -189,16 +201,19 @@ interface CallRecord {
 const RECORDS = new WeakMap<object, CallRecord>();
 const CLIENT_CANCELLED = new CasError('cancelled', 'the client cancelled the call');
 
-function begin(rpc: RpcContext, route: StreamRoute, call: object): CallRecord {
+function begin(rpc: RpcContext, route: StreamRoute, call: { metadata: Metadata }): CallRecord {
+  const client = readRequestMetadata(call.metadata);
   const record: CallRecord = {
     method: route.method,
     transfer: route.transfer,
     metrics: rpc.metrics,
     started: performance.now(),
-    log: rpc.log.child({ method: route.method }),
+    log: rpc.log.child({ method: route.method, ...(client.ok ? client.fields : {}) }),
+    quiet: route.permission === 'public',
     receivedBytes: 0,
     sentBytes: 0,
   };
+  if (!client.ok) record.log.debug({ problem: client.problem }, 'request metadata ignored');
   RECORDS.set(call, record);
   if (record.transfer) rpc.metrics.rpc.inFlight.inc(inFlightLabels(record));
   return record;
@@ -217,12 +232,29 @@ function finish(record: CallRecord, error: unknown): Partial<ServiceError> | und
   rpc.duration.observe(labels, seconds);
   if (record.transfer) rpc.inFlight.dec(inFlightLabels(record));
 
-  const ms = Math.round(seconds * 1000);
+  const fields = {
+    status: code,
+    ms: Math.round(seconds * 1000),
+    ...(record.receivedBytes > 0 ? { bytesReceived: record.receivedBytes } : {}),
+    ...(record.sentBytes > 0 ? { bytesSent: record.sentBytes } : {}),
+  };
   if (failure === undefined) {
-    record.log.debug({ ms }, 'ok');
+    if (record.quiet) record.log.debug(fields, 'ok');
+    else record.log.info(fields, 'ok');
     return undefined;
   }
-  return toServiceError(failure, record.log.child({ ms }));
+  return toServiceError(failure, record.log.child(fields));
+}
+
+/**
+ * Adds fields (digest, instance, counts) to the call's log line and to every later line of its
+ * logger; returns that logger, which the handler should use from then on.
+ */
+export function annotate(call: object, fields: Record<string, unknown>): Logger {
+  const record = RECORDS.get(call);
+  if (record === undefined) throw new Error('annotate() called on a call no wrapper began');
+  record.log = record.log.child(fields);
+  return record.log;
 }
 
 function inFlightLabels(record: CallRecord) {
@@ -256,8 +288,9 @@ function admit<Req>(
   const { permission } = route;
   if (permission === 'public') return log;
   const caller = rpc.access.authenticate(route.method, metadata);
-  rpc.access.authorize(caller, route.method, route.instance(request), permission);
-  return withCaller(log, caller);
+  const instance = route.instance(request);
+  rpc.access.authorize(caller, route.method, instance, permission);
+  return withCaller(log, caller).child({ instance });
 }
 
 const PUBLIC_CALLER: Caller = { name: undefined };

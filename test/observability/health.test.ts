@@ -54,7 +54,11 @@ function watch(client: Untyped, service: string): Watch {
           () => reject(new Error(`watch saw ${statuses.join(', ')}, never ${wanted}`)),
           WAIT_MS,
         );
-        waiters.push({ status: wanted, resolve: () => (clearTimeout(timer), resolve()) });
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiters.push({ status: wanted, resolve: done });
       });
     },
   };

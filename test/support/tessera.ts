@@ -106,7 +106,7 @@ export interface EmbeddedTessera {
  * names S3 or Redis.
  */
 export async function startEmbeddedTessera(
-  options: { logLevel?: string } = {},
+  options: { logLevel?: string; env?: Record<string, string> } = {},
 ): Promise<EmbeddedTessera> {
   const dataDir = await mkdtemp(join(tmpdir(), 'tessera-embedded-'));
   const removeData = () => rm(dataDir, { recursive: true, force: true });
@@ -121,6 +121,7 @@ export async function startEmbeddedTessera(
         TESSERA_S3_PREFIX: undefined,
         TESSERA_REDIS_URL: undefined,
         TESSERA_REDIS_PREFIX: undefined,
+        ...options.env,
       },
     });
     return {
