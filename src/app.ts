@@ -31,6 +31,7 @@ import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { dataDirProbe, escapeRedisGlob, redisProbe, s3Probe } from './observability/probes.ts';
 import { createReadiness, type Probe, type Readiness } from './observability/readiness.ts';
+import { ReadCache } from './read-cache/read-cache.ts';
 import { StagingBudget } from './staging/budget.ts';
 import { prepareStagingDir } from './staging/spool.ts';
 import { MultipartJanitor } from './storage/janitor.ts';
@@ -230,13 +231,34 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
     janitor,
     probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
     collection: new CollectorSchedule(collector, settings.gcIntervalSeconds * 1000, log),
-    backend: new S3RedisBackend(objects, index, log, `${where}, commits in redis`, {
-      stagingDir: defaultStagingDir(settings),
-      idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,
-    }),
+    backend: new S3RedisBackend(
+      objects,
+      index,
+      log,
+      `${where}, commits in redis`,
+      {
+        stagingDir: defaultStagingDir(settings),
+        idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,
+      },
+      await openReadCache(settings, log),
+    ),
     assets: new RedisAssetStore(index.redis, {
       prefix: settings.redisPrefix,
       leaseSeconds: settings.casLeaseSeconds,
     }),
   };
+}
+
+/** The local read tier of S3 mode, or undefined when readCacheBytes is 0. */
+async function openReadCache(settings: Settings, log: Logger): Promise<ReadCache | undefined> {
+  if (settings.readCacheBytes === 0) return undefined;
+  return ReadCache.open(
+    {
+      dir: settings.readCacheDir ?? `${defaultStagingDir(settings)}-read-cache`,
+      maxBytes: settings.readCacheBytes,
+      admitAfterReads: settings.readCacheAdmitAfterReads,
+      maxBlobBytes: settings.readCacheMaxBlobBytes,
+    },
+    log,
+  );
 }

@@ -145,6 +145,23 @@ export const settingsSchema = z
         'Staging space uploads and batches may reserve; a blob that would not fit is ' +
           "RESOURCE_EXHAUSTED before a byte is written. 0: no limit but the disk's.",
       ),
+    readCacheBytes: integer(0)
+      .default(0)
+      .describe(
+        'S3 mode: disk space for local copies of often-read committed blobs (the read tier), ' +
+          'least recently used evicted first. Each read still checks the commit in Redis and ' +
+          'hashes the copy before serving it. 0: off.',
+      ),
+    readCacheDir: optionalText.describe(
+      'Directory of the read tier, used by this process alone. Default: ' +
+        '{stagingDir}-read-cache.',
+    ),
+    readCacheAdmitAfterReads: integer(1)
+      .default(2)
+      .describe('A blob is copied to the read tier at its Nth read served from S3 here.'),
+    readCacheMaxBlobBytes: integer(1)
+      .default(64 * MIB)
+      .describe('Larger blobs are never copied to the read tier.'),
     shutdownGraceSeconds: integer(0)
       .default(30)
       .describe('How long SIGTERM waits for calls in flight before it cancels them.'),

@@ -23,6 +23,7 @@ import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
 import { UploadStateStore } from '../commit-index/upload-state.ts';
 import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ReadCache } from '../read-cache/read-cache.ts';
 import type { StagedBlob } from '../staging/spool.ts';
 import { partSizeFor } from './s3-multipart.ts';
 import { ObjectMissingError, type S3ObjectStore } from './s3-object-store.ts';
@@ -50,6 +51,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   readonly #index: RedisCommitIndex;
   readonly #log: Logger;
   readonly #hashers = new PartHashers();
+  readonly #readCache: ReadCache | undefined;
 
   constructor(
     objects: S3ObjectStore,
@@ -57,7 +59,9 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     log: Logger,
     description: string,
     resumable?: ResumableUploadSettings,
+    readCache?: ReadCache,
   ) {
+    this.#readCache = readCache;
     this.#objects = objects;
     this.#index = index;
     this.#log = log;
@@ -153,8 +157,15 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     length: number,
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
     const [size] = await this.#index.lookup([digest]);
-    if (size === undefined) throw notFound(`blob ${formatDigest(digest)} is not in the cache`);
+    if (size === undefined) {
+      // A local copy outlives its commit only until the next read of it notices.
+      await this.#readCache?.remove(digest);
+      throw notFound(`blob ${formatDigest(digest)} is not in the cache`);
+    }
     if (length === 0) return [];
+    const local = await this.#readCache?.read(digest, offset, length);
+    if (local) return local;
+    this.#readCache?.noteRemoteRead(digest, () => this.#objects.get(digest, 0, digest.size));
     try {
       return await this.#objects.get(digest, offset, length);
     } catch (error) {
@@ -164,12 +175,14 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
         'commit entry points at a missing object; dropping the entry',
       );
       await this.#index.forget(digest);
+      await this.#readCache?.remove(digest);
       throw notFound(`blob ${formatDigest(digest)} is not in the cache`);
     }
   }
 
-  forget(digest: Digest): Promise<void> {
-    return this.#index.forget(digest);
+  async forget(digest: Digest): Promise<void> {
+    await this.#readCache?.remove(digest);
+    await this.#index.forget(digest);
   }
 
   getActionResult(instance: string, action: Digest): Promise<Buffer | undefined> {
@@ -181,6 +194,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
   }
 
   async close(): Promise<void> {
+    await this.#readCache?.close();
     await this.#index.close();
     this.#objects.close();
     await this.#hashers.close();

@@ -1,0 +1,237 @@
+// The local read tier (S3 mode): copies of committed blobs that are read often, on this replica's
+// disk, so repeated reads skip S3. It never decides what exists: the S3 + Redis backend looks the
+// commit entry up first on every read and only then asks here, and drops the copy when the entry
+// is gone (deleted, expired, collected). See docs/ARCHITECTURE.md, "Local read tier".
+//
+// Files: `{dir}/{fn}-{hash}-{size}` for a verified copy, `{dir}/*.tmp` while one is filled.
+// Invariants:
+// - a copy is only ever renamed into place after its bytes hashed to the digest and their count
+//   matched; a partly written file is never under a copy's name;
+// - every read of a copy hashes the whole file before any byte is served, so a copy damaged on
+//   disk (or left short by a crash after the rename, since copies are not fsynced) is found,
+//   removed, and the read falls back to S3;
+// - the bytes of all copies stay under `maxBytes`: the least recently used are evicted first.
+// A crash leaves at worst `.tmp` files (removed by the scan at start) or a copy whose data never
+// reached the disk (found by the hash check at its first read). The index is rebuilt at start by
+// scanning the directory, oldest modification first.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { createHasher, type Digest, formatDigest } from '../cas/digest.ts';
+import type { Logger } from '../observability/logger.ts';
+
+export interface ReadCacheSettings {
+  readonly dir: string;
+  /** Bytes the copies may take in all. */
+  readonly maxBytes: number;
+  /** A blob is copied at its Nth read served from S3 by this process. */
+  readonly admitAfterReads: number;
+  /** Larger blobs are never copied. */
+  readonly maxBlobBytes: number;
+}
+
+/** Copies filled at the same time; a blob that comes up while they are busy waits for a read. */
+const MAX_CONCURRENT_FILLS = 2;
+/** Read counts kept for blobs not yet copied; the table is cleared when it grows past this. */
+const MAX_TRACKED_BLOBS = 100_000;
+const HASH_READ_BYTES = 1024 * 1024;
+const COPY_NAME_RE = /^([a-z0-9]+)-([0-9a-f]+)-(0|[1-9][0-9]*)$/;
+
+interface Copy {
+  readonly name: string;
+  readonly size: number;
+}
+
+/** Where a copy's whole bytes come from when it is filled: a stream of exactly digest.size. */
+export type FillSource = () => Promise<AsyncIterable<Uint8Array>>;
+
+export class ReadCache {
+  readonly #settings: ReadCacheSettings;
+  readonly #log: Logger;
+  /** Copies in least-recently-used order: the first is evicted first. */
+  readonly #copies = new Map<string, Copy>();
+  readonly #reads = new Map<string, number>();
+  readonly #filling = new Map<string, Promise<void>>();
+  #bytes = 0;
+
+  private constructor(settings: ReadCacheSettings, log: Logger) {
+    this.#settings = settings;
+    this.#log = log;
+  }
+
+  /** Opens the directory, removing `.tmp` files and rebuilding the index from the copies. */
+  static async open(settings: ReadCacheSettings, log: Logger): Promise<ReadCache> {
+    const cache = new ReadCache(settings, log);
+    await mkdir(settings.dir, { recursive: true });
+    const found: { name: string; size: number; mtimeMs: number }[] = [];
+    for (const name of await readdir(settings.dir)) {
+      const path = join(settings.dir, name);
+      const match = COPY_NAME_RE.exec(name);
+      const info = match ? await stat(path).catch(() => undefined) : undefined;
+      if (!match || !info?.isFile() || info.size !== Number(match[3])) {
+        // Temp files of fills a crash interrupted, and anything else that is not a whole copy.
+        await rm(path, { force: true, recursive: true });
+        continue;
+      }
+      found.push({ name, size: info.size, mtimeMs: info.mtimeMs });
+    }
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const { name, size } of found) cache.#add(name, size);
+    await cache.#evict();
+    log.info({ dir: settings.dir, copies: cache.#copies.size, bytes: cache.#bytes }, 'read cache');
+    return cache;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get size(): number {
+    return this.#copies.size;
+  }
+
+  /**
+   * A verified local copy of the committed blob `digest`, opened and hashed, or undefined when
+   * there is none (or it failed its check and was removed). The caller has just seen the commit
+   * entry. The returned stream holds the file open, so an eviction meanwhile cannot cut it short.
+   */
+  async read(
+    digest: Digest,
+    offset: number,
+    length: number,
+  ): Promise<AsyncIterable<Uint8Array> | undefined> {
+    const name = nameOf(digest);
+    const copy = this.#copies.get(name);
+    if (!copy) return undefined;
+    this.#copies.delete(name);
+    this.#copies.set(name, copy);
+
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.#settings.dir, name), 'r');
+    } catch (error) {
+      this.#log.warn({ err: error, digest: formatDigest(digest) }, 'read cache copy unreadable');
+      await this.remove(digest);
+      return undefined;
+    }
+    if (!(await this.#intact(handle, digest))) {
+      await handle.close();
+      this.#log.error(
+        { digest: formatDigest(digest) },
+        'read cache copy does not match its digest; removed it, serving from S3',
+      );
+      await this.remove(digest);
+      return undefined;
+    }
+    return handle.createReadStream({ start: offset, end: offset + length - 1, autoClose: true });
+  }
+
+  /**
+   * Counts a read served from S3 and, when the blob has now been read often enough and fits,
+   * starts copying it in the background from `source`. Never throws; a failed fill is logged.
+   */
+  noteRemoteRead(digest: Digest, source: FillSource): void {
+    const { admitAfterReads, maxBlobBytes, maxBytes } = this.#settings;
+    if (digest.size === 0 || digest.size > maxBlobBytes || digest.size > maxBytes) return;
+    const name = nameOf(digest);
+    if (this.#copies.has(name) || this.#filling.has(name)) return;
+    const reads = (this.#reads.get(name) ?? 0) + 1;
+    if (reads < admitAfterReads || this.#filling.size >= MAX_CONCURRENT_FILLS) {
+      if (this.#reads.size >= MAX_TRACKED_BLOBS) this.#reads.clear();
+      this.#reads.set(name, reads);
+      return;
+    }
+    this.#reads.delete(name);
+    const fill = this.#fill(digest, name, source)
+      .catch((error: unknown) => {
+        this.#log.warn({ err: error, digest: formatDigest(digest) }, 'read cache fill failed');
+      })
+      .finally(() => this.#filling.delete(name));
+    this.#filling.set(name, fill);
+  }
+
+  /** Removes the copy of a blob whose commit is gone. */
+  async remove(digest: Digest): Promise<void> {
+    const name = nameOf(digest);
+    const copy = this.#copies.get(name);
+    if (!copy) return;
+    this.#copies.delete(name);
+    this.#bytes -= copy.size;
+    await rm(join(this.#settings.dir, name), { force: true });
+  }
+
+  /** Waits for the fills in flight (each ends by itself; none is left half done). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#filling.values()]);
+  }
+
+  async #fill(digest: Digest, name: string, source: FillSource): Promise<void> {
+    const temp = join(this.#settings.dir, `${name}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const hasher = await createHasher(digest.fn);
+      const out = createWriteStream(temp, { flags: 'wx' });
+      let bytes = 0;
+      try {
+        for await (const chunk of await source()) {
+          bytes += chunk.length;
+          if (bytes > digest.size) break;
+          hasher.update(chunk);
+          if (!out.write(chunk)) await once(out, 'drain');
+        }
+      } finally {
+        out.end();
+        await finished(out);
+      }
+      const hash = hasher.digest();
+      if (bytes !== digest.size || hash !== digest.hash) {
+        throw new Error(`fill of ${formatDigest(digest)} got ${bytes} bytes hashing to ${hash}`);
+      }
+      await rename(temp, join(this.#settings.dir, name));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    this.#add(name, digest.size);
+    await this.#evict();
+    this.#log.debug({ digest: formatDigest(digest), bytes: this.#bytes }, 'read cache filled');
+  }
+
+  async #intact(handle: FileHandle, digest: Digest): Promise<boolean> {
+    const hasher = await createHasher(digest.fn);
+    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(digest.size, 1)));
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, total);
+      if (bytesRead === 0) break;
+      hasher.update(buffer.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > digest.size) return false;
+    }
+    return total === digest.size && hasher.digest() === digest.hash;
+  }
+
+  #add(name: string, size: number): void {
+    const before = this.#copies.get(name);
+    if (before) this.#bytes -= before.size;
+    this.#copies.delete(name);
+    this.#copies.set(name, { name, size });
+    this.#bytes += size;
+  }
+
+  async #evict(): Promise<void> {
+    for (const [name, copy] of this.#copies) {
+      if (this.#bytes <= this.#settings.maxBytes) return;
+      this.#copies.delete(name);
+      this.#bytes -= copy.size;
+      // A reader that opened the file keeps its bytes until it closes it.
+      await rm(join(this.#settings.dir, name), { force: true });
+    }
+  }
+}
+
+function nameOf(digest: Digest): string {
+  return `${digest.fn.toLowerCase()}-${digest.hash}-${digest.size}`;
+}
