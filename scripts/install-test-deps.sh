@@ -10,6 +10,8 @@
 #   buildstream                               BuildStream 1.6.8, a Remote Asset API client
 #   openssl                                   throw-away certificates for the TLS tests
 #   g++ make python3                          node-gyp builds zstd-napi from its bundled sources
+#   docker-compose                            compose 1.x: `config` validates docker-compose.yml
+#                                             without a Docker engine (test/deploy)
 #
 # Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
 set -euo pipefail
@@ -29,8 +31,9 @@ packages=(
   g++
   make
   python3
+  docker-compose
 )
-binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl)
+binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl docker-compose)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

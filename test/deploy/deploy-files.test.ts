@@ -8,11 +8,14 @@
 // and fails loudly on anything else rather than passing without having looked.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startTessera, type TesseraProcess } from '../support/tessera.ts';
 import { KNOWN_ENV_NAMES } from './support/env-names.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -114,13 +117,21 @@ function assertRunsCopiedScript(instruction: 'ENTRYPOINT' | 'HEALTHCHECK'): void
   );
 }
 
-/** Runs infra/healthcheck.js as the image does and returns its exit code. */
-function runHealthcheck(listen: string): Promise<number> {
+/** Runs infra/healthcheck.js as the image does, with only `env`, and returns its exit code. */
+function runHealthcheck(env: Record<string, string>): Promise<number> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [HEALTHCHECK_SCRIPT], { env: { TESSERA_LISTEN: listen } }, (error) =>
+    execFile(process.execPath, [HEALTHCHECK_SCRIPT], { env }, (error) =>
       resolve(error === null ? 0 : typeof error.code === 'number' ? error.code : -1),
     );
   });
+}
+
+/** The port of the operations HTTP server, from the server's "listening" log line. */
+function httpPortOf(server: TesseraProcess): string {
+  const listening = server.logs.find((entry) => entry.msg === 'listening');
+  const address = listening?.httpAddress;
+  assert.ok(typeof address === 'string', 'the server reported no httpAddress');
+  return address.split(':').pop() as string;
 }
 
 describe('deployment files', () => {
@@ -164,11 +175,12 @@ describe('deployment files', () => {
     const listen =
       composeEnvironment('tessera').get('TESSERA_LISTEN') ?? dockerfileEnv().get('TESSERA_LISTEN');
     assert.equal(listen, '0.0.0.0:8980');
+    assert.equal(dockerfileEnv().get('TESSERA_HTTP_LISTEN'), '0.0.0.0:9090');
 
     const ports = blockUnder(composeService('tessera'), 'ports', 4).filter(isContent);
     assert.deepEqual(
       ports.map((line) => unquote(line.trim().replace(/^- /, ''))),
-      ['127.0.0.1:8980:8980'],
+      ['127.0.0.1:8980:8980', '127.0.0.1:9090:9090'],
     );
   });
 
@@ -191,17 +203,53 @@ describe('deployment files', () => {
     assertRunsCopiedScript('HEALTHCHECK');
   });
 
-  it('report healthy only while the port in TESSERA_LISTEN accepts connections', async () => {
+  it('report healthy while a real server answers /healthz, and unhealthy once it stops', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tessera-health-'));
+    try {
+      const tessera = await startTessera({
+        env: {
+          TESSERA_HTTP_LISTEN: '127.0.0.1:0',
+          TESSERA_DATA_DIR: dataDir,
+          TESSERA_STAGING_DIR: undefined,
+          TESSERA_S3_BUCKET: undefined,
+          TESSERA_REDIS_URL: undefined,
+        },
+      });
+      const env = { TESSERA_HTTP_LISTEN: `0.0.0.0:${httpPortOf(tessera)}` };
+      try {
+        assert.equal(await runHealthcheck(env), 0);
+      } finally {
+        await tessera.stop();
+      }
+
+      assert.equal(await runHealthcheck(env), 1);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('report unhealthy when /healthz answers anything but 200', async () => {
+    const server = createHttpServer((_request, response) => response.writeHead(503).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      assert.equal(await runHealthcheck({ TESSERA_HTTP_LISTEN: `0.0.0.0:${port}` }), 1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('without an HTTP port, report healthy only while the gRPC port accepts connections', async () => {
     const server = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const listen = `0.0.0.0:${port}`;
+    const env = { TESSERA_LISTEN: `0.0.0.0:${port}` };
     try {
-      assert.equal(await runHealthcheck(listen), 0);
+      assert.equal(await runHealthcheck(env), 0);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
 
-    assert.equal(await runHealthcheck(listen), 1);
+    assert.equal(await runHealthcheck(env), 1);
   });
 });
