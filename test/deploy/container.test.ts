@@ -71,8 +71,27 @@ async function dockerfilelintProblems(file: string): Promise<string[]> {
   );
 }
 
+interface LockFile {
+  packages: Record<string, { dev?: boolean; hasInstallScript?: boolean }>;
+}
+
+/** Production dependencies whose install scripts the project approved (package.json allowScripts). */
+function approvedProductionScripts(): string[] {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    allowScripts?: Record<string, boolean>;
+  };
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as LockFile;
+  return Object.entries(manifest.allowScripts ?? {})
+    .filter(([, allowed]) => allowed)
+    .map(([name]) => name)
+    .filter((name) => {
+      const entry = lock.packages[`node_modules/${name}`];
+      return entry?.hasInstallScript === true && entry.dev !== true;
+    });
+}
+
 /** What this project asks of its image beyond what the linters know. */
-function imageProblems(text: string): string[] {
+function imageProblems(text: string, neededScripts = approvedProductionScripts()): string[] {
   const instructions = text
     .replace(/\\\n/g, ' ')
     .split('\n')
@@ -92,6 +111,9 @@ function imageProblems(text: string): string[] {
       problems.push(`"${line}": use npm ci, which installs the lock file exactly`);
     if (!/--omit=dev\b/.test(line))
       problems.push(`"${line}": installs devDependencies; add --omit=dev`);
+    if (/--ignore-scripts\b/.test(line) && neededScripts.length > 0) {
+      problems.push(`"${line}": skips the install scripts that ${neededScripts.join(', ')} need`);
+    }
   }
   if (final.some((line) => /\bnpm (ci|install)\b/.test(line))) {
     problems.push(
@@ -245,6 +267,15 @@ describe('container image', () => {
       assert.ok(
         lintProblems.some((problem) => /Invalid Port Exposed/.test(problem)),
         lintProblems.join('\n'),
+      );
+    });
+
+    it('an install that skips a native addon’s build', () => {
+      const broken = text.replace('npm ci --omit=dev', 'npm ci --omit=dev --ignore-scripts');
+      const problems = imageProblems(broken, ['zstd-napi']);
+      assert.ok(
+        problems.some((problem) => /skips the install scripts that zstd-napi need/.test(problem)),
+        problems.join('\n'),
       );
     });
 
