@@ -19,17 +19,17 @@ import { CollectorSchedule } from './gc/scheduler.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import {
   countFiles,
-  countRedisKeys,
   instrumentRedis,
   instrumentS3Client,
   registerCommitEntryGauge,
+  registerCommittedGauges,
   registerStagingGauges,
 } from './observability/backend-metrics.ts';
 import { armCrashPoints } from './observability/crash-points.ts';
 import { type HttpServer, startHttpServer } from './observability/http-server.ts';
 import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { dataDirProbe, escapeRedisGlob, redisProbe, s3Probe } from './observability/probes.ts';
+import { dataDirProbe, redisProbe, s3Probe } from './observability/probes.ts';
 import { createReadiness, type Probe, type Readiness } from './observability/readiness.ts';
 import { ReadCache } from './read-cache/read-cache.ts';
 import { StagingBudget } from './staging/budget.ts';
@@ -206,9 +206,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
     leaseSeconds: settings.casLeaseSeconds,
   });
   instrumentRedis(index.redis, metrics);
-  registerCommitEntryGauge(metrics, () =>
-    countRedisKeys(index.redis, `${escapeRedisGlob(index.prefix)}cas:*`),
-  );
+  registerCommittedGauges(metrics, index);
   if (!(await index.connect(REDIS_STARTUP_WAIT_MS))) {
     log.warn('redis is not reachable yet; serving UNAVAILABLE until it is');
   }

@@ -1,7 +1,8 @@
 // Metrics about the backends, recorded where every caller passes: an S3 client middleware (so each
 // SDK command is timed, whoever sends it: reads, writes, multipart parts, the janitor, GC) and a
 // wrapper around one ioredis client's sendCommand (every command, pipelined ones included). Also
-// the gauges read on scrape: staging space and the commit-entry count.
+// the gauges read on scrape: staging space, the commit-entry count and committed bytes.
+import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -95,17 +96,15 @@ export function registerStagingGauges(metrics: Metrics, budget: StagingBudget): 
   });
 }
 
-/** How stale the commit-entry count may get before a scrape starts a new count. */
+/** How stale a commit-entry count that walks the whole index may get (embedded mode). */
 export const COMMIT_COUNT_MAX_AGE_MS = 60_000;
 /** How long a scrape waits for a count in progress before reporting the previous one. */
 const COMMIT_COUNT_WAIT_MS = 2_000;
-const SCAN_BATCH = 1_000;
 
 /**
- * tessera_commit_entries: committed blobs in the index, counted by `count` at most once per
- * `maxAgeMs` and cached; tessera_commit_entries_age_seconds says how old the value is. A count
- * walks the whole index (SCAN in Redis, a directory walk in embedded mode), so it is never done
- * per scrape: with tens of millions of entries one count costs a few seconds of Redis time.
+ * tessera_commit_entries: committed blobs in the index, from `count`, run on a scrape when the
+ * last value is `maxAgeMs` old (0: every scrape) and cached; tessera_commit_entries_age_seconds
+ * says how old the value is. A failed count keeps the previous value, and its age shows it.
  */
 export function registerCommitEntryGauge(
   metrics: Metrics,
@@ -121,7 +120,6 @@ export function registerCommitEntryGauge(
         value = n;
         countedAt = Date.now();
       })
-      // A failed count keeps the previous value; its age shows it is stale.
       .catch(() => undefined)
       .finally(() => {
         running = undefined;
@@ -131,15 +129,9 @@ export function registerCommitEntryGauge(
 
   metrics.gauge({
     name: 'tessera_commit_entries',
-    help: `Committed blobs in the commit index, counted at most every ${maxAgeMs / 1000} s`,
+    help: 'Committed blobs in the commit index',
     async collect() {
-      if (Date.now() - countedAt >= maxAgeMs) {
-        let timer: NodeJS.Timeout | undefined;
-        const wait = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, COMMIT_COUNT_WAIT_MS);
-        });
-        await Promise.race([refresh(), wait]).finally(() => clearTimeout(timer));
-      }
+      if (Date.now() - countedAt >= maxAgeMs) await withinMs(refresh(), COMMIT_COUNT_WAIT_MS);
       if (value === undefined) this.reset();
       else this.set(value);
     },
@@ -154,21 +146,53 @@ export function registerCommitEntryGauge(
   });
 }
 
-/** Counts the keys matching `pattern` with SCAN, which never blocks Redis for long. */
-export async function countRedisKeys(redis: Redis, pattern: string): Promise<number> {
-  let cursor = '0';
-  let total = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_BATCH);
-    cursor = next;
-    total += keys.length;
-  } while (cursor !== '0');
-  return total;
+/** The keys of the Redis lease index (src/commit-index/redis-commit-index.ts). */
+export interface LeaseIndexKeys {
+  readonly redis: Redis;
+  /** Sorted set with one member per committed blob. */
+  readonly leaseKey: string;
+  /** Sum of the sizes of the blobs in the lease index. */
+  readonly bytesKey: string;
+}
+
+/**
+ * S3 mode: the commit-entry count is ZCARD of the lease index and tessera_committed_bytes its byte
+ * total, both O(1), so they are read on every scrape. Entries written before leases were tracked
+ * are counted once a lookup adopts them into the index.
+ */
+export function registerCommittedGauges(metrics: Metrics, index: LeaseIndexKeys): void {
+  registerCommitEntryGauge(metrics, () => index.redis.zcard(index.leaseKey), 0);
+  let bytes: number | undefined;
+  metrics.gauge({
+    name: 'tessera_committed_bytes',
+    help: 'Total size of the committed blobs in the commit index',
+    async collect() {
+      const read = index.redis.get(index.bytesKey).then(
+        (text) => {
+          bytes = Number(text ?? 0);
+        },
+        // Redis unreachable: keep the last value; tessera_redis_commands_total shows the error.
+        () => undefined,
+      );
+      await withinMs(read, COMMIT_COUNT_WAIT_MS);
+      if (bytes === undefined) this.reset();
+      else this.set(bytes);
+    },
+  });
+}
+
+/** Waits for `work`, but no longer than `ms`. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const wait = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([work, wait]).finally(() => clearTimeout(timer));
 }
 
 /** Counts the files under `dir`, recursively; a missing directory counts 0. */
 export async function countFiles(dir: string): Promise<number> {
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {

@@ -35,8 +35,3 @@ export function dataDirProbe(dataDir: string): Probe {
     },
   };
 }
-
-/** `text` with Redis glob characters escaped, for a MATCH pattern that takes it literally. */
-export function escapeRedisGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
