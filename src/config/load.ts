@@ -53,9 +53,11 @@ export function loadConfig({ argv, env }: LoadInput): Settings {
         );
       }
       const value = raw.values[name];
-      const shown = SECRET_SETTINGS.has(name as SettingName)
-        ? '(redacted)'
-        : JSON.stringify(typeof value === 'string' ? maskUrlCredentials(value) : value);
+      // Peers may carry bearer tokens: their text is never echoed back.
+      const shown =
+        SECRET_SETTINGS.has(name as SettingName) || name === 'peers'
+          ? '(redacted)'
+          : JSON.stringify(typeof value === 'string' ? maskUrlCredentials(value) : value);
       return `${name} (${raw.origin.get(name) ?? 'default'}) = ${shown}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
@@ -159,6 +161,9 @@ export function redactedSummary(settings: Settings): Record<string, unknown> {
     summary[name] = SECRET_SETTINGS.has(name) ? '(redacted)' : value;
   }
   if (typeof summary.redisUrl === 'string') summary.redisUrl = maskUrlCredentials(summary.redisUrl);
+  summary.peers = settings.peers.map((peer) =>
+    peer.token === undefined ? peer : { ...peer, token: '(redacted)' },
+  );
   return summary;
 }
 

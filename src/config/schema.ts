@@ -45,6 +45,37 @@ const optionalText = z
   .optional()
   .transform((value) => (value === '' ? undefined : value));
 
+const PEER_ENDPOINT_RE = /^grpcs?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** One peer region; `token` is a secret and never logged. */
+const peerSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a region name such as eu-west-1'),
+    endpoint: z.string().regex(PEER_ENDPOINT_RE, 'expected grpc://HOST:PORT or grpcs://HOST:PORT'),
+    token: z.string().min(1).optional(),
+    instanceName: z.string().optional(),
+  })
+  .strict();
+
+export type PeerSettings = z.infer<typeof peerSchema>;
+
+/** A JSON array from env or flags, or an array from the config file. */
+const peerList = z
+  .preprocess((value, ctx) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected a JSON array of peers' });
+      return z.NEVER;
+    }
+  }, z.array(peerSchema))
+  .default([])
+  .refine(
+    (peers) => new Set(peers.map((peer) => peer.name)).size === peers.length,
+    'peer names must be unique',
+  );
+
 export const settingsSchema = z
   .object({
     listen: hostPort.default('127.0.0.1:8980').describe('gRPC address, HOST:PORT.'),
@@ -238,6 +269,30 @@ export const settingsSchema = z
         'For crash tests only: point:n[,point:n…] makes the process die (SIGKILL) the n-th time' +
           ' it reaches that point (see src/observability/crash-points.ts).',
       ),
+    region: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9._-]{1,64}$/,
+        'expected 1 to 64 letters, digits, dots, dashes or underscores',
+      )
+      .default('local')
+      .describe("This region's name, shown in logs and sent to peer regions with each call."),
+    peers: peerList.describe(
+      'Peer regions asked on a local miss, a JSON array of {"name", "endpoint": ' +
+        '"grpc://HOST:PORT" or "grpcs://HOST:PORT", "token" (optional bearer token for the ' +
+        'peer, redacted in logs), "instanceName" (optional, used in CAS calls)}. Empty: a ' +
+        'single region.',
+    ),
+    peerTimeoutMs: integer(50, 60_000)
+      .default(1500)
+      .describe(
+        'Deadline of a peer lookup, of the start of a peer read and of any stall in it; a peer ' +
+          'that misses it costs this much, then the answer is the local one.',
+      ),
+    replication: z
+      .enum(['off', 'on'])
+      .default('off')
+      .describe('on: push newly committed blobs and action results to every peer, asynchronously.'),
     logLevel: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
