@@ -5,6 +5,7 @@
 // `verifyReads: 'always'`, a whole read whose bytes do not hash to the digest is an error too.
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../observability/logger.ts';
+import type { ReadThrough } from '../regions/read-through.ts';
 import type { StagingBudget } from '../staging/budget.ts';
 import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 import {
@@ -35,6 +36,11 @@ export interface CasOptions {
   readonly verifyReads?: 'never' | 'always';
   /** Where a corrupt stored blob is reported. */
   readonly log?: Logger;
+  /**
+   * Peer regions asked on a local miss (src/regions/read-through.ts). A blob they supply is
+   * verified and committed here before it is reported present or read.
+   */
+  readonly readThrough?: ReadThrough;
 }
 
 export class Cas {
@@ -55,7 +61,11 @@ export class Cas {
     }
     const candidates = [...unique.values()];
     const sizes = await this.store.lookup(candidates);
-    return candidates.filter((_, i) => sizes[i] === undefined);
+    const missing = candidates.filter((_, i) => sizes[i] === undefined);
+    const readThrough = this.#options.readThrough;
+    if (missing.length === 0 || !readThrough?.enabled) return missing;
+    const filled = await readThrough.fill(missing, 'lookup');
+    return missing.filter((digest) => !filled.has(digestKey(digest)));
   }
 
   async isCommitted(digest: Digest): Promise<boolean> {
@@ -206,7 +216,7 @@ export class Cas {
     const length = limit > 0 ? Math.min(limit, remaining) : remaining;
     if (isEmptyDigest(digest)) return;
 
-    const source = await this.store.read(digest, offset, length);
+    const source = await this.#openRead(digest, offset, length);
     const verify = this.#options.verifyReads === 'always' && length === digest.size;
     const hasher = verify ? await createHasher(digest.fn) : undefined;
     const chunkBytes = this.#options.readChunkBytes;
@@ -261,6 +271,43 @@ export class Cas {
     if (held) yield held;
     if (pendingBytes > 0)
       yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+  }
+
+  /** The store's read, or on a miss a read-through from peer regions and then the store's read. */
+  async #openRead(digest: Digest, offset: number, length: number) {
+    try {
+      return await this.store.read(digest, offset, length);
+    } catch (error) {
+      const readThrough = this.#options.readThrough;
+      const miss = error instanceof CasError && error.code === 'not_found';
+      if (!miss || !readThrough?.enabled) throw error;
+      const filled = await readThrough.fill([digest], 'read');
+      if (!filled.has(digestKey(digest))) throw error;
+    }
+    return this.store.read(digest, offset, length);
+  }
+
+  /**
+   * Verifies and commits a blob whose bytes `source` yields (a read-through from a peer region),
+   * through the same staging and commit as an upload. Throws INVALID_ARGUMENT, with nothing
+   * committed, when the bytes do not match the digest.
+   */
+  async putStream(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<void> {
+    this.assertStorable(digest);
+    if (isEmptyDigest(digest)) return;
+    const reservation = this.#reserve(digest.size, digest);
+    try {
+      const spool = await this.createSpool(digest);
+      try {
+        for await (const chunk of source) await spool.append(spool.size, chunk);
+      } catch (error) {
+        await spool.discard();
+        throw error;
+      }
+      await this.commit(await spool.finish());
+    } finally {
+      reservation.release();
+    }
   }
 
   /**

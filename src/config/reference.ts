@@ -102,6 +102,7 @@ function formatDefault(name: SettingName, value: unknown): string {
     const portable = value.replace(homedir(), '~').replace(tmpdir(), '$TMPDIR');
     return `\`${portable}\``;
   }
+  if (Array.isArray(value)) return `\`${JSON.stringify(value)}\``;
   return `\`${String(value)}\``;
 }
 
@@ -117,6 +118,7 @@ function formatAllowed(name: SettingName, property: PropertySchema): string {
     }
     return `${unit(min)} to ${unit(max)}`;
   }
+  if (property.type === 'array') return 'JSON array';
   return 'text';
 }
 

@@ -33,6 +33,7 @@ import type { RoutePermission } from '../auth/permissions.ts';
 import { CasError, toCasError } from '../cas/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { runMarked } from '../regions/peer-call.ts';
 import { readRequestMetadata } from './request-metadata.ts';
 import { parseInstanceName } from './resource-name.ts';
 import { grpcCodeOf, toServiceError } from './status.ts';
@@ -103,7 +104,7 @@ export function unary<Req, Res>(
       record.log = admit(rpc, route, call.metadata, call.request, record.log);
       return handler(call.request, call, record.log);
     };
-    run().then(
+    runMarked(call.metadata, run).then(
       (response) => {
         finish(record, undefined);
         cb(null, response);
@@ -124,7 +125,7 @@ export function serverStreaming<Req, Res>(
       record.log = admit(rpc, route, call.metadata, call.request, record.log);
       return handler(call, record.log);
     };
-    run().then(
+    runMarked(call.metadata, run).then(
       () => {
         finish(record, call.cancelled ? CLIENT_CANCELLED : undefined);
         call.end();
