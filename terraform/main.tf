@@ -89,6 +89,7 @@ module "region_slot0" {
   replication          = var.replication
   cas_lease_seconds    = var.cas_lease_seconds
   object_expiry_days   = var.object_expiry_days
+  gc_budget_bytes      = var.gc_budget_bytes
   redis_node_type      = local.slots[0].redis_node_type
   redis_auth_token     = var.redis_auth_token
   min_tasks            = local.slots[0].min_tasks
@@ -120,6 +121,7 @@ module "region_slot1" {
   replication          = var.replication
   cas_lease_seconds    = var.cas_lease_seconds
   object_expiry_days   = var.object_expiry_days
+  gc_budget_bytes      = var.gc_budget_bytes
   redis_node_type      = local.slots[1].redis_node_type
   redis_auth_token     = var.redis_auth_token
   min_tasks            = local.slots[1].min_tasks
@@ -151,6 +153,7 @@ module "region_slot2" {
   replication          = var.replication
   cas_lease_seconds    = var.cas_lease_seconds
   object_expiry_days   = var.object_expiry_days
+  gc_budget_bytes      = var.gc_budget_bytes
   redis_node_type      = local.slots[2].redis_node_type
   redis_auth_token     = var.redis_auth_token
   min_tasks            = local.slots[2].min_tasks
@@ -182,6 +185,7 @@ module "region_slot3" {
   replication          = var.replication
   cas_lease_seconds    = var.cas_lease_seconds
   object_expiry_days   = var.object_expiry_days
+  gc_budget_bytes      = var.gc_budget_bytes
   redis_node_type      = local.slots[3].redis_node_type
   redis_auth_token     = var.redis_auth_token
   min_tasks            = local.slots[3].min_tasks

@@ -91,9 +91,15 @@ variable "cas_lease_seconds" {
 }
 
 variable "object_expiry_days" {
-  description = "Bucket lifecycle backstop in every region; must exceed the lease by a day."
+  description = "Bucket lifecycle backstop in every region; must exceed the lease by a day; 0: off."
   type        = number
-  default     = 90
+  default     = 365
+}
+
+variable "gc_budget_bytes" {
+  description = "TESSERA_GC_BUDGET_BYTES in every region; 0: no budget."
+  type        = number
+  default     = 0
 }
 
 variable "tags" {

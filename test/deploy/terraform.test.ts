@@ -130,11 +130,11 @@ describe('terraform', () => {
     assert.deepEqual(abort?.abort_incomplete_multipart_upload, [
       { days_after_initiation: expression('var.abort_incomplete_multipart_days') },
     ]);
-    assert.deepEqual(expire?.expiration, [{ days: expression('var.object_expiry_days') }]);
+    assert.deepEqual(expire?.expiration, [{ days: expression('max(var.object_expiry_days, 1)') }]);
     const [{ precondition }] = lifecycle.lifecycle as [{ precondition: Body[] }];
     assert.match(
       String(precondition[0]?.condition),
-      /var\.object_expiry_days \* 86400 >= var\.cas_lease_seconds \+ 86400/,
+      /var\.object_expiry_days == 0 \|\| var\.object_expiry_days \* 86400 >= var\.cas_lease_seconds \+ 86400/,
     );
 
     const service = region.files.get(join(REGION, 'service.tf')) as string;

@@ -15,7 +15,9 @@ locals {
   # Peers present peer_token; it may only read.
   auth_tokens = join(",", compact([var.client_tokens, var.peer_token == "" ? "" : "${var.peer_token}:read"]))
 
-  staging_max_bytes = floor(var.ephemeral_storage_gib * 0.8) * 1024 * 1024 * 1024
+  gib               = 1024 * 1024 * 1024
+  staging_max_bytes = floor(var.ephemeral_storage_gib * 0.5 * local.gib)
+  read_cache_bytes  = floor(var.ephemeral_storage_gib * var.read_cache_percent / 100 * local.gib)
 
   environment = {
     TESSERA_LISTEN                 = "0.0.0.0:${local.grpc_port}"
@@ -27,6 +29,8 @@ locals {
     TESSERA_S3_REGION              = var.aws_region
     TESSERA_CAS_LEASE_SECONDS      = tostring(var.cas_lease_seconds)
     TESSERA_STAGING_MAX_BYTES      = tostring(local.staging_max_bytes)
+    TESSERA_READ_CACHE_BYTES       = tostring(local.read_cache_bytes)
+    TESSERA_GC_BUDGET_BYTES        = tostring(var.gc_budget_bytes)
     TESSERA_LOG_LEVEL              = var.log_level
     TESSERA_SHUTDOWN_GRACE_SECONDS = "30"
   }

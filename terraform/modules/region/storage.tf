@@ -5,13 +5,15 @@
 # - A multipart upload never completed (a task killed mid-upload, an upload abandoned past
 #   Tessera's own janitor) is aborted after abort_incomplete_multipart_days, releasing its parts.
 #   Tessera never commits a blob whose upload is incomplete, so nothing served depends on them.
-# - Objects are expired after object_expiry_days, counted from when the object was written. This is
-#   a backstop for objects whose commit entry is gone (lease run out, Redis lost) and that the
-#   collector has not removed. It must be longer than the lease: the precondition below refuses a
-#   plan where it is not. An object still in use past that age is deleted all the same (S3 counts
-#   age from the write, not from the last read); Tessera then finds its commit pointing at nothing,
-#   drops the commit and answers NOT_FOUND, and the next build re-uploads the blob. That costs a
-#   miss, never a wrong answer.
+# - Objects are expired after object_expiry_days, counted from when the object was written. The
+#   collector (tessera gc, run by the service every TESSERA_GC_INTERVAL_SECONDS) is what normally
+#   deletes objects whose lease ran out, and orphans; this rule is the backstop for what it cannot
+#   see, such as objects written before a Redis loss that `tessera reindex` has not yet adopted.
+#   It must be longer than the lease: the precondition below refuses a plan where it is not (0
+#   turns the rule off). S3 counts age from the write, not from the last use, so a blob still in
+#   use past that age is deleted too: Tessera's next read of it finds the commit pointing at
+#   nothing, drops the commit and answers NOT_FOUND, and the next build uploads it again. That
+#   costs a miss, never a wrong answer, which is why the default (365 days) is far above the lease.
 
 resource "aws_s3_bucket" "blobs" {
   bucket = var.bucket_name
@@ -63,19 +65,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "blobs" {
 
   rule {
     id     = "expire-objects-past-the-lease"
-    status = "Enabled"
+    status = var.object_expiry_days > 0 ? "Enabled" : "Disabled"
 
     filter {}
 
     expiration {
-      days = var.object_expiry_days
+      # S3 wants a positive number of days even in a disabled rule.
+      days = max(var.object_expiry_days, 1)
     }
   }
 
   lifecycle {
     precondition {
-      condition     = var.object_expiry_days * 86400 >= var.cas_lease_seconds + 86400
-      error_message = "object_expiry_days must exceed cas_lease_seconds by at least one day, or the bucket would delete objects whose commits are still leased."
+      condition     = var.object_expiry_days == 0 || var.object_expiry_days * 86400 >= var.cas_lease_seconds + 86400
+      error_message = "object_expiry_days must exceed cas_lease_seconds by at least one day (or be 0, no expiry), or the bucket would delete objects whose commits are still leased."
     }
   }
 }

@@ -140,9 +140,15 @@ variable "cas_lease_seconds" {
 }
 
 variable "object_expiry_days" {
-  description = "Backstop: objects older than this are deleted by the bucket's lifecycle rule, whatever their lease. Must exceed the lease by at least a day; the collector (tessera gc) is the primary way objects go."
+  description = "Backstop: the bucket deletes objects older than this, counted from when they were written, whatever their lease. Must exceed the lease by at least a day; 0 turns the rule off. The collector (tessera gc, run by the service) is how objects normally go; see storage.tf for what the backstop costs."
   type        = number
-  default     = 90
+  default     = 365
+}
+
+variable "gc_budget_bytes" {
+  description = "TESSERA_GC_BUDGET_BYTES: the collector evicts least recently used blobs while the bucket holds more; 0: no budget, only expired leases are collected."
+  type        = number
+  default     = 0
 }
 
 variable "abort_incomplete_multipart_days" {
@@ -197,13 +203,24 @@ variable "task_memory" {
 }
 
 variable "ephemeral_storage_gib" {
-  description = "Fargate ephemeral storage (21 to 200 GiB). Uploads are spooled there before they reach S3; TESSERA_STAGING_MAX_BYTES is set to 80% of it."
+  description = "Fargate ephemeral storage (21 to 200 GiB). Uploads are spooled there before they reach S3 (TESSERA_STAGING_MAX_BYTES: 50% of it) and often-read blobs are kept there (TESSERA_READ_CACHE_BYTES: read_cache_percent of it)."
   type        = number
   default     = 100
 
   validation {
     condition     = var.ephemeral_storage_gib >= 21 && var.ephemeral_storage_gib <= 200
     error_message = "ephemeral_storage_gib must be from 21 to 200 (Fargate's limits)."
+  }
+}
+
+variable "read_cache_percent" {
+  description = "Share of the ephemeral storage given to the local read tier (0 to 30); 0 turns it off."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.read_cache_percent >= 0 && var.read_cache_percent <= 30
+    error_message = "read_cache_percent must be from 0 to 30: staging takes half the storage and the image and logs need the rest."
   }
 }
 
