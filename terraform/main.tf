@@ -7,9 +7,9 @@
 # points at the first region and has no resources. Supporting a fifth region means adding one
 # provider block and one module block, and a fifth entry to local.region_modules.
 #
-# Each region gets the other regions as peers (by their regional DNS names) and read access to
-# their buckets. Bucket names are derived from names alone, so no region waits on another's
-# outputs and there is no dependency cycle.
+# Each region gets the other regions as peers, by their regional DNS names (and, with
+# read_peer_buckets, read access to their buckets). Bucket names are derived from names alone, so
+# no region waits on another's outputs and there is no dependency cycle.
 
 locals {
   slot_count = 4
@@ -81,6 +81,7 @@ module "region_slot0" {
   allowed_client_cidrs = var.allowed_client_cidrs
   metrics_cidrs        = var.metrics_cidrs
   bucket_name          = local.bucket_names[local.slots[0].name]
+  read_peer_buckets    = var.read_peer_buckets
   peer_bucket_arns     = local.slot_peer_bucket_arns[0]
   peers                = local.slot_peers[0]
   peer_token           = var.peer_token
@@ -113,6 +114,7 @@ module "region_slot1" {
   allowed_client_cidrs = var.allowed_client_cidrs
   metrics_cidrs        = var.metrics_cidrs
   bucket_name          = local.bucket_names[local.slots[1].name]
+  read_peer_buckets    = var.read_peer_buckets
   peer_bucket_arns     = local.slot_peer_bucket_arns[1]
   peers                = local.slot_peers[1]
   peer_token           = var.peer_token
@@ -145,6 +147,7 @@ module "region_slot2" {
   allowed_client_cidrs = var.allowed_client_cidrs
   metrics_cidrs        = var.metrics_cidrs
   bucket_name          = local.bucket_names[local.slots[2].name]
+  read_peer_buckets    = var.read_peer_buckets
   peer_bucket_arns     = local.slot_peer_bucket_arns[2]
   peers                = local.slot_peers[2]
   peer_token           = var.peer_token
@@ -177,6 +180,7 @@ module "region_slot3" {
   allowed_client_cidrs = var.allowed_client_cidrs
   metrics_cidrs        = var.metrics_cidrs
   bucket_name          = local.bucket_names[local.slots[3].name]
+  read_peer_buckets    = var.read_peer_buckets
   peer_bucket_arns     = local.slot_peer_bucket_arns[3]
   peers                = local.slot_peers[3]
   peer_token           = var.peer_token

@@ -61,7 +61,7 @@ variable "client_tokens" {
 }
 
 variable "peer_token" {
-  description = "Token the regions use with each other; read permission only."
+  description = "Token the regions use with each other: read, plus write and ac-write when replication is on."
   type        = string
   sensitive   = true
 }
@@ -81,7 +81,13 @@ variable "replication" {
 variable "peer_timeout_ms" {
   description = "TESSERA_PEER_TIMEOUT_MS in every region."
   type        = number
-  default     = 2000
+  default     = 1500
+}
+
+variable "read_peer_buckets" {
+  description = "Grant each region's task role read access to the other regions' buckets (Tessera does not need it)."
+  type        = bool
+  default     = false
 }
 
 variable "cas_lease_seconds" {

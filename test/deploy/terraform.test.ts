@@ -176,7 +176,7 @@ describe('terraform', () => {
     assert.match(readFileSync(join(REGION, 'service.tf'), 'utf8'), /"rediss:\/\//);
   });
 
-  it('gives every region the other regions as peers and read access to their buckets', () => {
+  it('gives every region the other regions as peers, and bucket reads only when asked', () => {
     const main = root.files.get(join(TERRAFORM, 'main.tf')) as string;
     const calls = root.modules.filter((call) => call.name.startsWith('region_slot'));
     assert.equal(calls.length, root.providers.filter((provider) => provider.body.alias).length);
@@ -186,6 +186,28 @@ describe('terraform', () => {
       assert.deepEqual(call.body.providers, { aws: `\${aws.slot${slot}}` });
     });
     assert.match(main, /if region\.name != slot\.name/);
+
+    const policy = region.data.find((source) => source.name === 'task')?.body as Body;
+    const [peerRead] = (policy.dynamic as { statement: Body[] }).statement;
+    assert.equal(
+      peerRead?.for_each,
+      expression('var.read_peer_buckets && length(var.peer_bucket_arns) > 0 ? [1] : []'),
+    );
+    assert.ok(peerRead, 'the task policy has no dynamic statement for peer buckets');
+    assert.deepEqual((peerRead.content as Body[])[0]?.actions, ['s3:GetObject']);
+  });
+
+  it('lets peers only read, unless replication has them push', () => {
+    const service = region.files.get(join(REGION, 'service.tf')) as string;
+    assert.match(
+      service,
+      /peer_permissions = var\.replication == "on" \? "read\+write\+ac-write" : "read"/,
+    );
+  });
+
+  it('keeps Redis from evicting the keys that make garbage collection safe', () => {
+    const group = onlyResource(region, 'aws_elasticache_parameter_group');
+    assert.deepEqual(group.parameter, [{ name: 'maxmemory-policy', value: 'noeviction' }]);
   });
 
   describe('catches', () => {
@@ -352,7 +374,7 @@ describe('terraform', () => {
 
     it('a tfvars file that sets a variable the root does not declare', async () => {
       const dir = brokenCopy('examples/two-regions/two-regions.tfvars', (text) =>
-        text.replace('peer_timeout_ms = 2000', 'peer_timeout = 2000'),
+        text.replace('peer_timeout_ms = 1500', 'peer_timeout = 1500'),
       );
       const problems = await checkVariableFile(
         join(dir, 'examples', 'two-regions', 'two-regions.tfvars'),

@@ -41,7 +41,7 @@ allowed_client_cidrs = ["203.0.113.0/24", "198.51.100.10/32", "198.51.100.20/32"
 metrics_cidrs        = ["10.0.0.0/8"]
 
 replication     = "off"
-peer_timeout_ms = 2000
+peer_timeout_ms = 1500
 
 tags = {
   service = "tessera"

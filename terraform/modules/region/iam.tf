@@ -1,7 +1,9 @@
 # Two roles. The execution role is what ECS itself uses to pull the image, write logs and read this
 # region's secret. The task role is what Tessera runs as: read, write and list its own bucket
-# (multipart uploads included) and read objects of the peer regions' buckets. No other S3 access,
-# no bucket administration, no access to any other region's Redis or secrets.
+# (multipart uploads included), nothing else. Tessera reads other regions through their endpoints
+# (TESSERA_PEERS), which serve only committed, verified blobs, so it needs no access to their
+# buckets; read_peer_buckets grants s3:GetObject on them for tools that read a peer's bucket
+# directly. No bucket administration, no access to any other region's Redis or secrets.
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -74,7 +76,7 @@ data "aws_iam_policy_document" "task" {
   }
 
   dynamic "statement" {
-    for_each = length(var.peer_bucket_arns) > 0 ? [1] : []
+    for_each = var.read_peer_buckets && length(var.peer_bucket_arns) > 0 ? [1] : []
 
     content {
       sid       = "ReadPeerObjects"

@@ -9,9 +9,11 @@
 # avoid those re-uploads but costs more per GiB and adds milliseconds to every commit. Choose
 # MemoryDB if re-uploading a few seconds of builds after a failover is not acceptable.
 #
-# Eviction: volatile-lru. Commit entries carry their lease as a TTL, so a full Redis drops the
-# least recently used commits: those blobs become misses (the bytes stay in the bucket until the
-# collector or the lifecycle backstop removes them). A full Redis never refuses new commits.
+# Eviction: none. Commit entries have no TTL (the collector removes them), but the keys that keep
+# the collector safe do: write intents and tombstones. A Redis that evicted those under memory
+# pressure could let the collector delete a blob being written. With noeviction a full Redis
+# refuses writes instead, which clients see as UNAVAILABLE on upload: size the node (about 330
+# bytes per blob, see redis_node_type) or set gc_budget_bytes, and alert on memory use.
 
 resource "aws_elasticache_subnet_group" "commits" {
   name       = "${local.prefix}-commits"
@@ -25,7 +27,7 @@ resource "aws_elasticache_parameter_group" "commits" {
 
   parameter {
     name  = "maxmemory-policy"
-    value = "volatile-lru"
+    value = "noeviction"
   }
 
   tags = local.tags

@@ -12,8 +12,9 @@ locals {
     )
   ]
 
-  # Peers present peer_token; it may only read.
-  auth_tokens = join(",", compact([var.client_tokens, var.peer_token == "" ? "" : "${var.peer_token}:read"]))
+  # Peers present peer_token. Read-through only reads; replication also writes blobs and results.
+  peer_permissions = var.replication == "on" ? "read+write+ac-write" : "read"
+  auth_tokens      = join(",", compact([var.client_tokens, var.peer_token == "" ? "" : "${var.peer_token}:${local.peer_permissions}"]))
 
   gib               = 1024 * 1024 * 1024
   staging_max_bytes = floor(var.ephemeral_storage_gib * 0.5 * local.gib)

@@ -79,9 +79,15 @@ variable "bucket_name" {
 }
 
 variable "peer_bucket_arns" {
-  description = "ARNs of the other regions' buckets; the task role may read their objects."
+  description = "ARNs of the other regions' buckets, for read_peer_buckets."
   type        = list(string)
   default     = []
+}
+
+variable "read_peer_buckets" {
+  description = "Grant the task role s3:GetObject on the peer buckets. Tessera itself reads peers through their endpoints and does not need it; turn it on for tools that read a peer's bucket directly."
+  type        = bool
+  default     = false
 }
 
 variable "peers" {
@@ -99,7 +105,7 @@ variable "peers" {
 }
 
 variable "peer_token" {
-  description = "Bearer token this region presents to its peers and accepts from them, with read permission only. Kept in Secrets Manager; also stored in the Terraform state, which must be encrypted."
+  description = "Bearer token this region presents to its peers and accepts from them: read permission, plus write and ac-write when replication is on. Kept in Secrets Manager; also stored in the Terraform state, which must be encrypted."
   type        = string
   sensitive   = true
   default     = ""
@@ -112,9 +118,9 @@ variable "client_tokens" {
 }
 
 variable "peer_timeout_ms" {
-  description = "TESSERA_PEER_TIMEOUT_MS: the longest a local miss waits for a peer region before it is answered as a miss."
+  description = "TESSERA_PEER_TIMEOUT_MS: the longest a local miss waits for a peer region (for its answer, and for each gap in a read) before it is answered as a miss."
   type        = number
-  default     = 2000
+  default     = 1500
 }
 
 variable "replication" {
@@ -163,7 +169,7 @@ variable "abort_incomplete_multipart_days" {
 }
 
 variable "redis_node_type" {
-  description = "ElastiCache node type. Each commit entry takes roughly 100-150 bytes; cache.r7g.large (13 GiB) holds about 80 million blobs."
+  description = "ElastiCache node type. Each committed blob takes about 330 bytes of Redis (its commit key and its lease entry, measured on Redis 7), action results a few hundred bytes more each: cache.r7g.large (13 GiB, about 10 GiB usable) holds some 30 million blobs."
   type        = string
   default     = "cache.r7g.large"
 }
