@@ -11,10 +11,11 @@ import { loadServerSecurity, type TlsMode, type TlsReloadOutcome } from './auth/
 import { Cas } from './cas/cas.ts';
 import type { Backend } from './cas/store.ts';
 import { UploadRegistry } from './cas/uploads.ts';
-import { RedisCommitIndex } from './commit-index/redis-commit-index.ts';
+import { RedisCommitIndex, TOMBSTONE_MAX_LIFE_MS } from './commit-index/redis-commit-index.ts';
 import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
 import { DirectoryStore } from './embedded/directory-store.ts';
 import { Collector, collectorSettingsFrom } from './gc/collector.ts';
+import { createMaintenanceMetrics } from './gc/gc-metrics.ts';
 import { CollectorSchedule } from './gc/scheduler.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import {
@@ -35,6 +36,8 @@ import { ReadCache } from './read-cache/read-cache.ts';
 import { ReadThroughActionCache } from './regions/action-results.ts';
 import { createPeerClient } from './regions/peer-client.ts';
 import { ReadThrough } from './regions/read-through.ts';
+import { Scrubber } from './repair/scrub.ts';
+import { ScrubSchedule } from './repair/scrub-schedule.ts';
 import { StagingBudget } from './staging/budget.ts';
 import { prepareStagingDir } from './staging/spool.ts';
 import { MultipartJanitor } from './storage/janitor.ts';
@@ -72,13 +75,14 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
   const metrics = createMetrics();
-  const { backend, assets, janitor, collection, probes } = await createBackend(
+  const { backend, assets, janitor, collection, scrubbing, probes } = await createBackend(
     settings,
     log,
     metrics,
   );
   janitor?.start();
   collection?.start();
+  scrubbing?.start();
   const readiness = createReadiness(probes);
   const shuttingDown = new AbortController();
   const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
@@ -170,6 +174,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       readThrough.close();
       await janitor?.stop();
       await collection?.stop();
+      await scrubbing?.stop();
       await backend.close();
     },
   };
@@ -180,6 +185,7 @@ interface Backends {
   assets: AssetStore;
   janitor?: MultipartJanitor;
   collection?: CollectorSchedule;
+  scrubbing?: ScrubSchedule;
   /** What readiness checks: each backend this replica cannot serve without. */
   probes: Probe[];
 }
@@ -242,11 +248,29 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
     },
     log,
   );
-  const collector = new Collector(index, objects, collectorSettingsFrom(settings, false), log);
+  const maintenance = createMaintenanceMetrics(metrics);
+  const collector = new Collector(index, objects, collectorSettingsFrom(settings, false), log, {
+    metrics: maintenance,
+  });
   return {
     janitor,
     probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
     collection: new CollectorSchedule(collector, settings.gcIntervalSeconds * 1000, log),
+    scrubbing:
+      settings.scrubBytesPerSecond > 0
+        ? new ScrubSchedule(
+            new Scrubber(
+              index,
+              objects,
+              { bytesPerSecond: settings.scrubBytesPerSecond, tombstoneMs: TOMBSTONE_MAX_LIFE_MS },
+              log,
+              maintenance,
+            ),
+            index,
+            settings.scrubIntervalSeconds * 1000,
+            log,
+          )
+        : undefined,
     backend: new S3RedisBackend(
       objects,
       index,

@@ -285,3 +285,8 @@ export class RedisCommitIndex {
     }
   }
 }
+
+/** `text` as a literal in a SCAN MATCH pattern (prefixes and instance names may hold * ? [ ]). */
+export function escapeRedisGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}

@@ -258,6 +258,18 @@ export const settingsSchema = z
         'The collector deletes objects that have no commit entry once they are this old ' +
           '(uploads that died before their commit); 0: never.',
       ),
+    scrubBytesPerSecond: integer(0)
+      .default(0)
+      .describe(
+        'Re-hash committed blobs in the background of serve at this many bytes per second (one ' +
+          'replica at a time), quarantining corrupt ones; 0: no background scrub.',
+      ),
+    scrubIntervalSeconds: integer(1)
+      .default(86400)
+      .describe('Time between the starts of two background scrub passes.'),
+    repairConcurrency: integer(1, 256)
+      .default(4)
+      .describe('Objects tessera reindex reads and verifies at once.'),
     crashPoints: z
       .string()
       .regex(

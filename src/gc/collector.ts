@@ -27,6 +27,7 @@ import {
 import type { Settings } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { S3ObjectStore } from '../storage/s3-object-store.ts';
+import type { MaintenanceMetrics } from './gc-metrics.ts';
 
 export interface CollectorSettings {
   /** A blob untouched this long is deleted; 0: leases never expire. */
@@ -47,6 +48,12 @@ export type CollectorStep = 'selected' | 'condemned' | 'deleted';
 
 /** Test-only: called between a blob's steps; the collector waits for it. */
 export type CollectorPause = (step: CollectorStep, member: string) => Promise<void>;
+
+export interface CollectorOptions {
+  readonly metrics?: MaintenanceMetrics;
+  /** Tests only; `serve` and `tessera gc` never pass one. */
+  readonly pause?: CollectorPause;
+}
 
 export type CandidateReason = 'expired' | 'evicted' | 'orphan';
 
@@ -101,25 +108,33 @@ export class Collector {
   readonly #objects: S3ObjectStore;
   readonly #settings: CollectorSettings;
   readonly #log: Logger;
-  readonly #pause: CollectorPause | undefined;
+  readonly #options: CollectorOptions;
 
   constructor(
     index: RedisCommitIndex,
     objects: S3ObjectStore,
     settings: CollectorSettings,
     log: Logger,
-    pause?: CollectorPause,
+    options: CollectorOptions = {},
   ) {
     this.#index = index;
     this.#objects = objects;
     this.#settings = settings;
     this.#log = log.child({ component: 'gc' });
-    this.#pause = pause;
+    this.#options = options;
   }
 
   /** One collection. Throws CollectorBusyError when another collector is running. */
   async collect(): Promise<CollectionReport> {
-    const lock = await this.#acquire();
+    const metrics = this.#options.metrics;
+    let lock: string;
+    try {
+      lock = await this.#acquire();
+    } catch (error) {
+      const outcome = error instanceof CollectorBusyError ? 'busy' : 'failed';
+      metrics?.collections.inc({ outcome });
+      throw error;
+    }
     const started = Date.now();
     const report: CollectionReport = {
       dryRun: this.#settings.dryRun,
@@ -128,13 +143,17 @@ export class Collector {
       leftForLater: 0,
       bytesDeleted: 0,
     };
+    const run = new Run(this.#index, this.#objects, this.#settings, lock, report, this.#options);
     try {
-      const run = new Run(this.#index, this.#objects, this.#settings, lock, report, this.#pause);
       if (this.#settings.leaseMs > 0) await run.expire(started - this.#settings.leaseMs);
       if (this.#settings.budgetBytes > 0) await run.evict(started - this.#settings.minAgeMs);
       if (this.#settings.orphanGraceMs !== undefined) {
         await run.sweepOrphans(started - this.#settings.orphanGraceMs);
       }
+      metrics?.collections.inc({ outcome: 'done' });
+    } catch (error) {
+      metrics?.collections.inc({ outcome: 'failed' });
+      throw error;
     } finally {
       await this.#index.script('releaseIfOwner', this.#lockKey, lock).catch(() => undefined);
     }
@@ -182,6 +201,7 @@ class Run {
   readonly #lock: string;
   readonly #report: CollectionReport;
   readonly #pause: CollectorPause;
+  readonly #metrics: MaintenanceMetrics | undefined;
   /** Dry runs remove nothing, so they must remember what they already counted. */
   readonly #counted = new Set<string>();
 
@@ -191,14 +211,15 @@ class Run {
     settings: CollectorSettings,
     lock: string,
     report: CollectionReport,
-    pause: CollectorPause | undefined,
+    options: CollectorOptions,
   ) {
     this.#index = index;
     this.#objects = objects;
     this.#settings = settings;
     this.#lock = lock;
     this.#report = report;
-    this.#pause = pause ?? (async () => undefined);
+    this.#pause = options.pause ?? (async () => undefined);
+    this.#metrics = options.metrics;
   }
 
   /** Blobs last touched before `cutoff`, oldest first. */
@@ -333,6 +354,7 @@ class Run {
     if (answer[0] === -1) throw new CollectorFencedError('the collector lost its lock; stopping');
     if (answer[0] === 0) {
       this.#report.kept += 1;
+      this.#metrics?.kept.inc();
       return false;
     }
     const bytes = reason === 'orphan' ? orphanBytes : answer[1];
@@ -348,11 +370,14 @@ class Run {
     );
     if (!deleted) {
       this.#report.leftForLater += 1;
+      this.#metrics?.leftForLater.inc();
       return bytes;
     }
     await this.#pause('deleted', member);
     this.#report.deleted.push({ member, reason, bytes, touchedAt });
     this.#report.bytesDeleted += bytes;
+    this.#metrics?.deletedObjects.inc({ reason });
+    this.#metrics?.deletedBytes.inc({ reason }, bytes);
     return bytes;
   }
 

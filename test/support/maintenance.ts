@@ -68,7 +68,7 @@ export async function openMaintenance(
           ...settings,
         },
         silentLogger(),
-        pause,
+        { pause },
       ),
     async age(digest, ageMs) {
       await index.redis.zadd(index.leaseKey, 'XX', Date.now() - ageMs, member(digest));

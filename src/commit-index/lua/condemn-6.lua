@@ -44,7 +44,11 @@ if ARGV[2] == '' then
   if score or redis.call('EXISTS', KEYS[1]) == 1 then
     return {0, 0}
   end
-elseif ARGV[2] ~= '*' and score ~= ARGV[2] then
+elseif ARGV[2] == '*' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {0, 0}
+  end
+elseif score ~= ARGV[2] then
   return {0, 0}
 end
 local size = redis.call('GET', KEYS[1])
