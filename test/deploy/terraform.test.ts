@@ -38,9 +38,12 @@ function variableDefault(module: TerraformModule, name: string): unknown {
   return variable.body.default;
 }
 
-function onlyResource(module: TerraformModule, type: string): Body {
-  const found = module.resources.filter((resource) => resource.type === type);
-  assert.equal(found.length, 1, `expected one ${type} in ${module.dir}, found ${found.length}`);
+function onlyResource(module: TerraformModule, type: string, name?: string): Body {
+  const found = module.resources.filter(
+    (resource) => resource.type === type && (name === undefined || resource.name === name),
+  );
+  const what = name === undefined ? type : `${type}.${name}`;
+  assert.equal(found.length, 1, `expected one ${what} in ${module.dir}, found ${found.length}`);
   return (found[0] as { body: Body }).body;
 }
 
@@ -156,7 +159,7 @@ describe('terraform', () => {
   });
 
   it('carries gRPC over TLS and checks task health with grpc.health.v1', () => {
-    const group = onlyResource(region, 'aws_lb_target_group');
+    const group = onlyResource(region, 'aws_lb_target_group', 'grpc');
     assert.equal(group.protocol_version, 'GRPC');
     const [health] = group.health_check as [Body];
     assert.equal(health.path, '/grpc.health.v1.Health/Check');
@@ -165,6 +168,33 @@ describe('terraform', () => {
     const listener = onlyResource(region, 'aws_lb_listener');
     assert.equal(listener.protocol, 'HTTPS');
     assert.equal(listener.certificate_arn, expression('var.certificate_arn'));
+  });
+
+  it('withdraws a region from latency DNS while none of its tasks is ready', () => {
+    const readiness = onlyResource(region, 'aws_lb_target_group', 'readiness');
+    assert.equal(readiness.port, expression('local.http_port'));
+    const [health] = readiness.health_check as [Body];
+    assert.equal(health.path, '/readyz');
+    assert.equal(health.matcher, '200');
+
+    const service = onlyResource(region, 'aws_ecs_service');
+    const groups = (service.load_balancer as Body[]).map((block) => block.target_group_arn);
+    assert.deepEqual(groups, [
+      expression('aws_lb_target_group.grpc.arn'),
+      expression('aws_lb_target_group.readiness.arn'),
+    ]);
+
+    const alarm = onlyResource(region, 'aws_cloudwatch_metric_alarm');
+    assert.equal(alarm.metric_name, 'HealthyHostCount');
+    assert.match(JSON.stringify(alarm.dimensions), /aws_lb_target_group\.readiness\.arn_suffix/);
+    const check = onlyResource(region, 'aws_route53_health_check');
+    assert.equal(
+      check.cloudwatch_alarm_name,
+      expression('aws_cloudwatch_metric_alarm.not_ready.alarm_name'),
+    );
+
+    const dns = root.resources.find((resource) => resource.name === 'latency')?.body;
+    assert.equal(dns?.health_check_id, expression('each.value.health_check_id'));
   });
 
   it('runs Redis with automatic failover, Multi-AZ, TLS and snapshots', () => {

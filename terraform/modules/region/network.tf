@@ -1,6 +1,6 @@
 # Three security groups: the load balancer takes TLS on 443 from allowed_client_cidrs; the tasks
-# take gRPC only from the load balancer and HTTP (metrics, health) only from metrics_cidrs; Redis
-# takes connections only from the tasks.
+# take gRPC and readiness checks only from the load balancer and HTTP (metrics) from
+# metrics_cidrs; Redis takes connections only from the tasks.
 
 resource "aws_security_group" "alb" {
   name        = "${local.prefix}-alb"
@@ -29,6 +29,15 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   referenced_security_group_id = aws_security_group.tasks.id
 }
 
+resource "aws_vpc_security_group_egress_rule" "alb_to_tasks_readiness" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "readiness checks of the tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = local.http_port
+  to_port                      = local.http_port
+  referenced_security_group_id = aws_security_group.tasks.id
+}
+
 resource "aws_security_group" "tasks" {
   name        = "${local.prefix}-tasks"
   description = "Tessera tasks"
@@ -42,6 +51,15 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_grpc" {
   ip_protocol                  = "tcp"
   from_port                    = local.grpc_port
   to_port                      = local.grpc_port
+  referenced_security_group_id = aws_security_group.alb.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "tasks_readiness" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "GET /readyz from the load balancer"
+  ip_protocol                  = "tcp"
+  from_port                    = local.http_port
+  to_port                      = local.http_port
   referenced_security_group_id = aws_security_group.alb.id
 }
 

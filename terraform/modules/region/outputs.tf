@@ -37,3 +37,8 @@ output "service_name" {
   description = "ECS cluster and service, as cluster/service."
   value       = "${aws_ecs_cluster.this.name}/${aws_ecs_service.tessera.name}"
 }
+
+output "health_check_id" {
+  description = "Route 53 health check that fails while no task in this region is ready."
+  value       = aws_route53_health_check.ready.id
+}

@@ -12,7 +12,7 @@
 # Eviction: none. Commit entries have no TTL (the collector removes them), but the keys that keep
 # the collector safe do: write intents and tombstones. A Redis that evicted those under memory
 # pressure could let the collector delete a blob being written. With noeviction a full Redis
-# refuses writes instead, which clients see as UNAVAILABLE on upload: size the node (about 330
+# refuses writes instead, which clients see as failed uploads: size the node (about 330
 # bytes per blob, see redis_node_type) or set gc_budget_bytes, and alert on memory use.
 
 resource "aws_elasticache_subnet_group" "commits" {

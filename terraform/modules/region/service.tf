@@ -167,6 +167,12 @@ resource "aws_ecs_service" "tessera" {
     container_port   = local.grpc_port
   }
 
+  load_balancer {
+    target_group_arn = aws_lb_target_group.readiness.arn
+    container_name   = "tessera"
+    container_port   = local.http_port
+  }
+
   tags = local.tags
 
   # The autoscaler owns the task count once the service exists.
@@ -174,7 +180,7 @@ resource "aws_ecs_service" "tessera" {
     ignore_changes = [desired_count]
   }
 
-  depends_on = [aws_lb_listener.grpcs]
+  depends_on = [aws_lb_listener.grpcs, aws_lb_listener_rule.readiness]
 }
 
 resource "aws_appautoscaling_target" "tessera" {
