@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ValidationSeverity, validate } from 'dockerfile-utils';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config/load.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -175,7 +176,42 @@ async function dclintProblems(file: string): Promise<string[]> {
   );
 }
 
+/** The ENV of the Dockerfile's final stage, which every container starts with. */
+function imageEnvironment(text: string): Record<string, string> {
+  const lines = text.replace(/\\\n/g, ' ').split('\n');
+  const final = lines.slice(lines.findLastIndex((line) => /^FROM\s/.test(line)));
+  const env: Record<string, string> = {};
+  for (const line of final.filter((candidate) => /^ENV\s/.test(candidate))) {
+    for (const pair of line
+      .replace(/^ENV\s+/, '')
+      .trim()
+      .split(/\s+/)) {
+      const [name, ...value] = pair.split('=');
+      env[name as string] = value.join('=');
+    }
+  }
+  return env;
+}
+
+/** Problems the server's own config loader finds in each Tessera service's environment. */
+function configProblems(config: string): string[] {
+  const { services } = parseYaml(config) as { services: Record<string, ComposeService> };
+  const image = imageEnvironment(readFileSync(DOCKERFILE, 'utf8'));
+  const problems: string[] = [];
+  const tesseras = Object.entries(services).filter(([, service]) => service.build !== undefined);
+  if (tesseras.length === 0) problems.push('no service is built from infra/Dockerfile');
+  for (const [name, service] of tesseras) {
+    try {
+      loadConfig({ argv: [], env: { ...image, ...service.environment } });
+    } catch (error) {
+      problems.push(`${name}: ${(error as Error).message}`);
+    }
+  }
+  return problems;
+}
+
 interface ComposeService {
+  build?: unknown;
   environment?: Record<string, string>;
   ports?: (string | { published: string | number })[];
   profiles?: string[];
@@ -322,6 +358,11 @@ describe('docker-compose.yml', () => {
     assert.equal(services.tessera?.environment?.TESSERA_PEERS, undefined);
   });
 
+  it('gives every Tessera service a configuration the server accepts', async () => {
+    assert.deepEqual(configProblems(await composeConfig(COMPOSE, PROFILE)), []);
+    assert.ok(imageEnvironment(readFileSync(DOCKERFILE, 'utf8')).TESSERA_HTTP_LISTEN);
+  });
+
   it('passes dclint against the compose specification', async () => {
     assert.deepEqual(await dclintProblems(COMPOSE), []);
   });
@@ -366,6 +407,19 @@ describe('docker-compose.yml', () => {
         problems.some((problem) => /share TESSERA_REDIS_URL/.test(problem)),
         problems.join('\n'),
       );
+    });
+
+    it('a peer list the server would refuse', async () => {
+      const file = scratchFile(
+        'compose-peers.yml',
+        original.replace(
+          '"endpoint":"grpc://tessera-a:8980"',
+          '"endpoint":"http://tessera-a:8980"',
+        ),
+      );
+      const problems = configProblems(await composeConfig(file, PROFILE));
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(problems[0] as string, /^tessera-b: invalid configuration:\n {2}peers /);
     });
 
     it('two services publishing the same host port', async () => {
