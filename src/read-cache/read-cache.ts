@@ -33,8 +33,10 @@ export interface ReadCacheSettings {
   readonly maxBlobBytes: number;
 }
 
-/** Copies filled at the same time; a blob that comes up while they are busy waits for a read. */
+/** Copies filled at the same time. */
 const MAX_CONCURRENT_FILLS = 2;
+/** Admitted blobs waiting for a fill; beyond it a blob is admitted again at its next read. */
+const MAX_QUEUED_FILLS = 1000;
 /** Read counts kept for blobs not yet copied; the table is cleared when it grows past this. */
 const MAX_TRACKED_BLOBS = 100_000;
 const HASH_READ_BYTES = 1024 * 1024;
@@ -54,7 +56,11 @@ export class ReadCache {
   /** Copies in least-recently-used order: the first is evicted first. */
   readonly #copies = new Map<string, Copy>();
   readonly #reads = new Map<string, number>();
+  /** Fills running or queued, by copy name. */
   readonly #filling = new Map<string, Promise<void>>();
+  readonly #queue: (() => void)[] = [];
+  #running = 0;
+  #closed = false;
   #bytes = 0;
 
   private constructor(settings: ReadCacheSettings, log: Logger) {
@@ -139,18 +145,38 @@ export class ReadCache {
     const name = nameOf(digest);
     if (this.#copies.has(name) || this.#filling.has(name)) return;
     const reads = (this.#reads.get(name) ?? 0) + 1;
-    if (reads < admitAfterReads || this.#filling.size >= MAX_CONCURRENT_FILLS) {
+    if (reads < admitAfterReads || this.#filling.size >= MAX_CONCURRENT_FILLS + MAX_QUEUED_FILLS) {
       if (this.#reads.size >= MAX_TRACKED_BLOBS) this.#reads.clear();
       this.#reads.set(name, reads);
       return;
     }
     this.#reads.delete(name);
-    const fill = this.#fill(digest, name, source)
+    const fill = this.#slot()
+      .then(() => this.#fill(digest, name, source))
       .catch((error: unknown) => {
         this.#log.warn({ err: error, digest: formatDigest(digest) }, 'read cache fill failed');
       })
-      .finally(() => this.#filling.delete(name));
+      .finally(() => {
+        this.#filling.delete(name);
+        this.#release();
+      });
     this.#filling.set(name, fill);
+  }
+
+  /** Resolves when one of the MAX_CONCURRENT_FILLS slots is this caller's. */
+  async #slot(): Promise<void> {
+    if (this.#running < MAX_CONCURRENT_FILLS) {
+      this.#running += 1;
+      return;
+    }
+    // The slot is handed over by #release, so `#running` stays as it is.
+    await new Promise<void>((resolve) => this.#queue.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#running -= 1;
   }
 
   /** Removes the copy of a blob whose commit is gone. */
@@ -163,12 +189,14 @@ export class ReadCache {
     await rm(join(this.#settings.dir, name), { force: true });
   }
 
-  /** Waits for the fills in flight (each ends by itself; none is left half done). */
+  /** Drops queued fills and waits for those in flight (none is left half done). */
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.allSettled([...this.#filling.values()]);
   }
 
   async #fill(digest: Digest, name: string, source: FillSource): Promise<void> {
+    if (this.#closed) return;
     const temp = join(this.#settings.dir, `${name}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       const hasher = await createHasher(digest.fn);
