@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import { createTestS3Client, startServices } from '../test/support/services/index.ts';
 import { generateFile } from './files.ts';
 import { MIB } from './measure.ts';
+import { runReadTierBench } from './read-tier.ts';
 import { currentLoad, renderResults, type ScenarioResult } from './report.ts';
 import {
   type BenchContext,
@@ -39,7 +40,7 @@ const MULTIPART = { partSizeBytes: 8 * MIB, queueSize: 4 };
 const MULTIPART_THRESHOLD_BYTES = 16 * MIB;
 
 /** Scenario names, in the order they run; BENCH_ONLY picks some of them. */
-const SCENARIOS = ['write', 'read', 'large'] as const;
+const SCENARIOS = ['write', 'read', 'large', 'read-tier'] as const;
 
 function wantedScenarios(only: string | undefined): Set<string> {
   if (only === undefined || only === '') return new Set(SCENARIOS);
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
   };
 
   const scenarios: ScenarioResult[] = [];
+  /** Sections rendered by scenarios with tables of their own, appended as they are. */
+  const sections: string[] = [];
   try {
     // The read scenario reads what the write scenario wrote, so it needs that one too.
     if (wanted.has('write') || wanted.has('read')) {
@@ -96,6 +99,7 @@ async function main(): Promise<void> {
       await rm(file.path, { force: true });
     }
     if (wanted.has('large')) scenarios.push(await runLargeScenario(ctx, LARGE_BLOB_BYTES));
+    if (wanted.has('read-tier')) sections.push(await runReadTierBench(ctx));
   } finally {
     progress('cleaning up');
     await cleanUp(ctx).catch((error: unknown) => progress(`clean-up failed: ${String(error)}`));
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
     scenarios,
   );
   const resultsPath = partial ? RESULTS_PATH.replace(/\.md$/, '.partial.md') : RESULTS_PATH;
-  await writeFile(resultsPath, markdown);
+  await writeFile(resultsPath, [markdown, ...sections].join('\n'));
   progress(`wrote ${relative(process.cwd(), resultsPath)}`);
   if (scenarios.some((scenario) => scenario.checks.some((check) => check.includes('MISMATCH')))) {
     progress('a hash check failed; see RESULTS.md');
