@@ -20,6 +20,13 @@ import { startTessera } from '../test/support/tessera.ts';
 import { cpuSeconds, peakRssBytes } from './measure.ts';
 import type { MultipartSettings } from './transfer.ts';
 
+/**
+ * The bench's gRPC client lets the server have 1 MiB in flight per stream before it must wait for
+ * a window update, as Bazel's gRPC client (Netty) does by default; grpc-js's own default is 64 KiB,
+ * which made every read wait on a round trip per 64 KiB and measured the client, not Tessera.
+ */
+const CLIENT_CHANNEL_OPTIONS = { 'grpc-node.flow_control_window': 1024 * 1024 };
+
 export interface ServerOptions {
   readonly label: string;
   readonly s3: S3Settings;
@@ -68,7 +75,7 @@ export async function startBenchServer(options: ServerOptions): Promise<BenchSer
     await tessera.kill();
     throw new Error(`tessera server ${options.label} has no pid`);
   }
-  const client = connect(tessera.address);
+  const client = connect(tessera.address, { channelOptions: CLIENT_CHANNEL_OPTIONS });
   return {
     client,
     pid,
