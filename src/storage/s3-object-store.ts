@@ -105,10 +105,10 @@ export class S3ObjectStore {
    * it. Multipart uploads are checked with a HEAD afterwards: some S3 servers (RGW) return no ETag
    * from CompleteMultipartUpload, and the size check costs one round trip per large blob.
    */
-  async put(digest: Digest, path: string): Promise<void> {
+  async put(digest: Digest, path: string, bytes?: readonly Uint8Array[]): Promise<void> {
     const key = this.keyOf(digest);
     if (digest.size < this.#settings.multipartThresholdBytes) {
-      await this.#putWhole(digest, key, path);
+      await this.#putWhole(digest, key, path, bytes);
       return;
     }
     await this.#putInParts(digest, key, path);
@@ -121,8 +121,18 @@ export class S3ObjectStore {
     }
   }
 
-  /** One PutObject, sent again on a retryable failure (a 503 SlowDown is routine for S3). */
-  async #putWhole(digest: Digest, key: string, path: string): Promise<void> {
+  /**
+   * One PutObject, sent again on a retryable failure (a 503 SlowDown is routine for S3). The body
+   * is `bytes` when the caller still has the blob in memory (the same bytes as the file), which
+   * spares opening and reading the file back.
+   */
+  async #putWhole(
+    digest: Digest,
+    key: string,
+    path: string,
+    bytes: readonly Uint8Array[] | undefined,
+  ): Promise<void> {
+    const inMemory = bytes && (bytes.length === 1 ? bytes[0] : Buffer.concat(bytes, digest.size));
     let lastError: unknown;
     for (let attempt = 1; attempt <= PART_ATTEMPTS; attempt++) {
       try {
@@ -130,7 +140,7 @@ export class S3ObjectStore {
           new PutObjectCommand({
             Bucket: this.#settings.bucket,
             Key: key,
-            Body: digest.size === 0 ? new Uint8Array(0) : createReadStream(path),
+            Body: digest.size === 0 ? new Uint8Array(0) : (inMemory ?? createReadStream(path)),
             ContentLength: digest.size,
           }),
         );

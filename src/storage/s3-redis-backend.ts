@@ -140,7 +140,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
       ),
     );
     try {
-      await this.#objects.put(digest, staged.path);
+      await this.#objects.put(digest, staged.path, staged.bytes);
     } catch (error) {
       await this.#index.abandonPut(digest, token).catch(() => undefined);
       throw error;
