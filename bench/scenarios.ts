@@ -72,7 +72,7 @@ export async function runWriteScenario(
             );
             baseline.push(m);
             written = { ...written, baselineKey: key, baselineFile: stamped };
-            ctx.progress(`write trial ${trial + 1}: baseline ${m.mbPerSecond.toFixed(0)} MB/s`);
+            ctx.progress(`write trial ${trial + 1}: baseline ${m.rate.toFixed(0)} MB/s`);
             continue;
           }
           const row = rows[step] as (typeof rows)[number];
@@ -84,7 +84,7 @@ export async function runWriteScenario(
           (tessera[step] as Measurement[]).push(m);
           if (step === 0) written = { ...written, tesseraFile: stamped };
           ctx.progress(
-            `write trial ${trial + 1}: tessera ${row.label} ${m.mbPerSecond.toFixed(0)} MB/s ` +
+            `write trial ${trial + 1}: tessera ${row.label} ${m.rate.toFixed(0)} MB/s ` +
               `(${m.afterLastByteSeconds?.toFixed(2)} s after the last byte)`,
           );
         }
@@ -153,7 +153,7 @@ export async function runReadScenario(
           if (ok) matched[step]++;
           (step === 'tessera' ? tessera : baseline).push(m);
           ctx.progress(
-            `read trial ${trial + 1}: ${step} ${m.mbPerSecond.toFixed(0)} MB/s, ` +
+            `read trial ${trial + 1}: ${step} ${m.rate.toFixed(0)} MB/s, ` +
               `sha256 ${ok ? 'ok' : 'MISMATCH'}`,
           );
         }
@@ -193,13 +193,13 @@ export async function runLargeScenario(ctx: BenchContext, size: number): Promise
     const up = await measure(undefined, size, () =>
       sdkUpload(base.client, target, file, ctx.multipart),
     );
-    ctx.progress(`large: baseline write ${up.mbPerSecond.toFixed(0)} MB/s`);
+    ctx.progress(`large: baseline write ${up.rate.toFixed(0)} MB/s`);
     let timing: DownloadTiming | undefined;
     const down = await measure(undefined, size, async () => {
       timing = await sdkDownload(base.client, target);
       return timing;
     });
-    ctx.progress(`large: baseline read ${down.mbPerSecond.toFixed(0)} MB/s`);
+    ctx.progress(`large: baseline read ${down.rate.toFixed(0)} MB/s`);
     baseline.push(up, down);
     checks.push(`baseline read back ${hashCheck(timing, file)}`);
   } finally {
@@ -224,7 +224,7 @@ export async function runLargeScenario(ctx: BenchContext, size: number): Promise
           ),
         );
         ctx.progress(
-          `large: tessera write ${up.mbPerSecond.toFixed(0)} MB/s ` +
+          `large: tessera write ${up.rate.toFixed(0)} MB/s ` +
             `(${up.afterLastByteSeconds?.toFixed(2)} s after the last byte)`,
         );
         let timing: DownloadTiming | undefined;
@@ -232,7 +232,7 @@ export async function runLargeScenario(ctx: BenchContext, size: number): Promise
           timing = await byteStreamRead(server.client, `blobs/${file.sha256}/${size}`);
           return timing;
         });
-        ctx.progress(`large: tessera read ${down.mbPerSecond.toFixed(0)} MB/s`);
+        ctx.progress(`large: tessera read ${down.rate.toFixed(0)} MB/s`);
         tessera.push(up, down);
         checks.push(`Tessera read back ${hashCheck(timing, file)}`);
       },
@@ -281,17 +281,18 @@ function largeMethod(label: string, privateRgw: boolean): string {
   );
 }
 
-interface ServerSpec {
+export interface ServerSpec {
   readonly label: string;
   readonly s3: S3Settings;
   readonly nodeArgs: readonly string[];
+  readonly redisPrefix?: string;
 }
 
 /**
  * Starts one server per spec, runs `body`, then stops them and returns each one's peak RSS. On a
  * failure the servers are stopped too, and the first error is the one thrown.
  */
-async function withServers(
+export async function withServers(
   ctx: BenchContext,
   specs: readonly ServerSpec[],
   body: (servers: readonly BenchServer[]) => Promise<void>,
@@ -309,6 +310,7 @@ async function withServers(
           multipart: ctx.multipart,
           multipartThresholdBytes: ctx.multipartThresholdBytes,
           nodeArgs: [...ctx.serverNodeArgs, ...spec.nodeArgs],
+          ...(spec.redisPrefix === undefined ? {} : { redisPrefix: spec.redisPrefix }),
         }),
       );
     }

@@ -25,7 +25,7 @@ import type { MultipartSettings } from './transfer.ts';
  * a window update, as Bazel's gRPC client (Netty) does by default; grpc-js's own default is 64 KiB,
  * which made every read wait on a round trip per 64 KiB and measured the client, not Tessera.
  */
-const CLIENT_CHANNEL_OPTIONS = { 'grpc-node.flow_control_window': 1024 * 1024 };
+export const CLIENT_CHANNEL_OPTIONS = { 'grpc-node.flow_control_window': 1024 * 1024 };
 
 export interface ServerOptions {
   readonly label: string;
@@ -37,10 +37,13 @@ export interface ServerOptions {
   readonly multipart: MultipartSettings;
   readonly multipartThresholdBytes: number;
   readonly nodeArgs: readonly string[];
+  /** Redis key prefix of the server's commit entries; `runPrefix:` unless given. */
+  readonly redisPrefix?: string;
 }
 
 export interface BenchServer {
   readonly client: TestClient;
+  readonly address: string;
   readonly pid: number;
   cpuSeconds(): number;
   /** Closes the client, reads the server's VmHWM, stops it; returns that peak in bytes. */
@@ -61,7 +64,7 @@ export async function startBenchServer(options: ServerOptions): Promise<BenchSer
       TESSERA_S3_UPLOAD_CONCURRENCY: String(options.multipart.queueSize),
       TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(options.multipartThresholdBytes),
       TESSERA_REDIS_URL: options.redisUrl,
-      TESSERA_REDIS_PREFIX: `${options.runPrefix}:`,
+      TESSERA_REDIS_PREFIX: options.redisPrefix ?? `${options.runPrefix}:`,
       TESSERA_STAGING_DIR: join(options.stagingDir, options.label),
       AWS_ACCESS_KEY_ID: s3.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
@@ -78,6 +81,7 @@ export async function startBenchServer(options: ServerOptions): Promise<BenchSer
   const client = connect(tessera.address, { channelOptions: CLIENT_CHANNEL_OPTIONS });
   return {
     client,
+    address: tessera.address,
     pid,
     cpuSeconds: () => cpuSeconds(pid),
     async finish() {

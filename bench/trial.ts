@@ -1,16 +1,21 @@
 // Helpers for one timed trial: the measurement around a transfer, the hash check of what came
 // back, and the rotating order of the sides within a trial.
 import type { BenchFile } from './files.ts';
-import { mbPerSecond, ownCpuSeconds, s3DaemonCpuSeconds } from './measure.ts';
+import { MB, ownCpuSeconds, s3DaemonCpuSeconds } from './measure.ts';
 import type { Measurement } from './report.ts';
 import type { BenchServer } from './servers.ts';
 import type { DownloadTiming, UploadTiming } from './transfer.ts';
 
-/** Times `run` and the CPU the bench process, the server and the S3 daemons used meanwhile. */
+/**
+ * Times `run` and the CPU the bench process, the server and the S3 daemons used meanwhile. The
+ * rate is `amount` over the seconds `run` reports, in units of `unit` (bytes per decimal MB by
+ * default; 1 when `amount` counts blobs, digests or actions).
+ */
 export async function measure(
   server: BenchServer | undefined,
-  bytes: number,
-  run: () => Promise<UploadTiming | DownloadTiming>,
+  amount: number,
+  run: () => Promise<{ readonly seconds: number } | UploadTiming | DownloadTiming>,
+  unit = MB,
 ): Promise<Measurement> {
   const clientBefore = ownCpuSeconds();
   const serverBefore = server?.cpuSeconds();
@@ -21,7 +26,7 @@ export async function measure(
     before === undefined || after === undefined ? undefined : (after - before) / timing.seconds;
   const after = 'afterLastByteSeconds' in timing ? timing.afterLastByteSeconds : undefined;
   return {
-    mbPerSecond: mbPerSecond(bytes, timing.seconds),
+    rate: amount / unit / timing.seconds,
     seconds: timing.seconds,
     clientCpuCores: (ownCpuSeconds() - clientBefore) / timing.seconds,
     serverCpuCores: cores(serverBefore, server?.cpuSeconds()),
