@@ -8,12 +8,14 @@
 // BENCH_ONLY=<name>[,<name>...] runs only the scenarios named (see SCENARIOS), for profiling one
 // path; RESULTS.md is then written next to it as RESULTS.partial.md instead.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createTestS3Client, startServices } from '../test/support/services/index.ts';
+import { runBazelScenario } from './bazel-build.ts';
+import { runConcurrentScenario } from './concurrent.ts';
 import { generateFile } from './files.ts';
 import { MIB } from './measure.ts';
 import { runReadTierBench } from './read-tier.ts';
@@ -25,8 +27,11 @@ import {
   runWriteScenario,
 } from './scenarios.ts';
 import { deleteUnder } from './servers.ts';
+import { runSmallBlobScenarios } from './small-blobs.ts';
 
 const RESULTS_PATH = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
+/** Hand-written: what each change bought and what limits each figure; appended to RESULTS.md. */
+const ANALYSIS_PATH = fileURLToPath(new URL('./ANALYSIS.md', import.meta.url));
 
 /**
  * Three trials of the 256 MiB scenarios write 2.25 GiB to the shared RGW, whose memstore refuses
@@ -40,7 +45,7 @@ const MULTIPART = { partSizeBytes: 8 * MIB, queueSize: 4 };
 const MULTIPART_THRESHOLD_BYTES = 16 * MIB;
 
 /** Scenario names, in the order they run; BENCH_ONLY picks some of them. */
-const SCENARIOS = ['write', 'read', 'large', 'read-tier'] as const;
+const SCENARIOS = ['write', 'read', 'large', 'small', 'concurrent', 'bazel', 'read-tier'] as const;
 
 function wantedScenarios(only: string | undefined): Set<string> {
   if (only === undefined || only === '') return new Set(SCENARIOS);
@@ -99,6 +104,9 @@ async function main(): Promise<void> {
       await rm(file.path, { force: true });
     }
     if (wanted.has('large')) scenarios.push(await runLargeScenario(ctx, LARGE_BLOB_BYTES));
+    if (wanted.has('small')) scenarios.push(...(await runSmallBlobScenarios(ctx)));
+    if (wanted.has('concurrent')) scenarios.push(await runConcurrentScenario(ctx));
+    if (wanted.has('bazel')) scenarios.push(await runBazelScenario(ctx));
     if (wanted.has('read-tier')) sections.push(await runReadTierBench(ctx));
   } finally {
     progress('cleaning up');
@@ -130,8 +138,9 @@ async function main(): Promise<void> {
     },
     scenarios,
   );
+  const analysis = await readFile(ANALYSIS_PATH, 'utf8');
   const resultsPath = partial ? RESULTS_PATH.replace(/\.md$/, '.partial.md') : RESULTS_PATH;
-  await writeFile(resultsPath, [markdown, ...sections].join('\n'));
+  await writeFile(resultsPath, [markdown, ...sections, analysis].join('\n'));
   progress(`wrote ${relative(process.cwd(), resultsPath)}`);
   if (scenarios.some((scenario) => scenario.checks.some((check) => check.includes('MISMATCH')))) {
     progress('a hash check failed; see RESULTS.md');
