@@ -280,7 +280,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
         stagingDir: defaultStagingDir(settings),
         idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,
       },
-      await openReadCache(settings, log),
+      await openReadCache(settings, log, metrics),
     ),
     assets: new RedisAssetStore(index.redis, {
       prefix: settings.redisPrefix,
@@ -290,7 +290,11 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
 }
 
 /** The local read tier of S3 mode, or undefined when readCacheBytes is 0. */
-async function openReadCache(settings: Settings, log: Logger): Promise<ReadCache | undefined> {
+async function openReadCache(
+  settings: Settings,
+  log: Logger,
+  metrics: Metrics,
+): Promise<ReadCache | undefined> {
   if (settings.readCacheBytes === 0) return undefined;
   return ReadCache.open(
     {
@@ -300,5 +304,6 @@ async function openReadCache(settings: Settings, log: Logger): Promise<ReadCache
       maxBlobBytes: settings.readCacheMaxBlobBytes,
     },
     log,
+    metrics,
   );
 }

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { createHasher, type Digest, formatDigest } from '../cas/digest.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export interface ReadCacheSettings {
   readonly dir: string;
@@ -41,6 +42,13 @@ const MAX_QUEUED_FILLS = 1000;
 const MAX_TRACKED_BLOBS = 100_000;
 const HASH_READ_BYTES = 1024 * 1024;
 const COPY_NAME_RE = /^([a-z0-9]+)-([0-9a-f]+)-(0|[1-9][0-9]*)$/;
+
+interface Counters {
+  readonly reads: { inc(labels: { result: 'hit' | 'miss' | 'corrupt' }): void };
+  readonly fills: { inc(labels: { outcome: 'ok' | 'failed' }): void };
+}
+
+const UNCOUNTED: Counters = { reads: { inc: () => {} }, fills: { inc: () => {} } };
 
 interface Copy {
   readonly name: string;
@@ -62,15 +70,52 @@ export class ReadCache {
   #running = 0;
   #closed = false;
   #bytes = 0;
+  #counters: Counters = UNCOUNTED;
 
   private constructor(settings: ReadCacheSettings, log: Logger) {
     this.#settings = settings;
     this.#log = log;
   }
 
+  /** Registers the tier's counters and gauges (docs/ARCHITECTURE.md, "Local read tier"). */
+  #instrument(metrics: Metrics): void {
+    this.#counters = {
+      reads: metrics.counter({
+        name: 'tessera_read_cache_reads_total',
+        help: 'Reads of committed blobs by whether the read tier served them',
+        labelNames: ['result'],
+      }),
+      fills: metrics.counter({
+        name: 'tessera_read_cache_fills_total',
+        help: 'Copies the read tier tried to fill, by outcome',
+        labelNames: ['outcome'],
+      }),
+    };
+    const cache = this;
+    metrics.gauge({
+      name: 'tessera_read_cache_bytes',
+      help: 'Bytes of the copies in the read tier',
+      collect() {
+        this.set(cache.bytes);
+      },
+    });
+    metrics.gauge({
+      name: 'tessera_read_cache_copies',
+      help: 'Copies in the read tier',
+      collect() {
+        this.set(cache.size);
+      },
+    });
+  }
+
   /** Opens the directory, removing `.tmp` files and rebuilding the index from the copies. */
-  static async open(settings: ReadCacheSettings, log: Logger): Promise<ReadCache> {
+  static async open(
+    settings: ReadCacheSettings,
+    log: Logger,
+    metrics?: Metrics,
+  ): Promise<ReadCache> {
     const cache = new ReadCache(settings, log);
+    if (metrics) cache.#instrument(metrics);
     await mkdir(settings.dir, { recursive: true });
     const found: { name: string; size: number; mtimeMs: number }[] = [];
     for (const name of await readdir(settings.dir)) {
@@ -111,7 +156,10 @@ export class ReadCache {
   ): Promise<AsyncIterable<Uint8Array> | undefined> {
     const name = nameOf(digest);
     const copy = this.#copies.get(name);
-    if (!copy) return undefined;
+    if (!copy) {
+      this.#counters.reads.inc({ result: 'miss' });
+      return undefined;
+    }
     this.#copies.delete(name);
     this.#copies.set(name, copy);
 
@@ -120,6 +168,7 @@ export class ReadCache {
       handle = await open(join(this.#settings.dir, name), 'r');
     } catch (error) {
       this.#log.warn({ err: error, digest: formatDigest(digest) }, 'read cache copy unreadable');
+      this.#counters.reads.inc({ result: 'corrupt' });
       await this.remove(digest);
       return undefined;
     }
@@ -129,9 +178,11 @@ export class ReadCache {
         { digest: formatDigest(digest) },
         'read cache copy does not match its digest; removed it, serving from S3',
       );
+      this.#counters.reads.inc({ result: 'corrupt' });
       await this.remove(digest);
       return undefined;
     }
+    this.#counters.reads.inc({ result: 'hit' });
     return handle.createReadStream({ start: offset, end: offset + length - 1, autoClose: true });
   }
 
@@ -154,6 +205,7 @@ export class ReadCache {
     const fill = this.#slot()
       .then(() => this.#fill(digest, name, source))
       .catch((error: unknown) => {
+        this.#counters.fills.inc({ outcome: 'failed' });
         this.#log.warn({ err: error, digest: formatDigest(digest) }, 'read cache fill failed');
       })
       .finally(() => {
@@ -223,6 +275,7 @@ export class ReadCache {
       throw error;
     }
     this.#add(name, digest.size);
+    this.#counters.fills.inc({ outcome: 'ok' });
     await this.#evict();
     this.#log.debug({ digest: formatDigest(digest), bytes: this.#bytes }, 'read cache filled');
   }

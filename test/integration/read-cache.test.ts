@@ -96,7 +96,7 @@ describe('local read tier (S3 + Redis)', () => {
   }
 
   it('serves a blob read often from its local copy, whole and in ranges', async () => {
-    const { dir, prefix, client } = await setUp();
+    const { dir, prefix, server, client } = await setUp();
     const data = randomBlob(300 * KIB);
     const once = randomBlob(10 * KIB);
     await client.write(uploadName(digestOf(once)), once);
@@ -110,6 +110,10 @@ describe('local read tier (S3 + Redis)', () => {
     assert.ok((await client.read(blobName(digest))).data.equals(data));
     const ranged = await client.read(blobName(digest), { offset: 1000, limit: 5000 });
     assert.ok(ranged.data.equals(data.subarray(1000, 6000)));
+    const scraped = await server.app.metrics.scrape();
+    assert.match(scraped, /tessera_read_cache_reads_total\{result="hit"\} 2/);
+    assert.match(scraped, /tessera_read_cache_fills_total\{outcome="ok"\} 1/);
+    assert.match(scraped, new RegExp(`tessera_read_cache_bytes ${data.length}\\b`));
   });
 
   it('refuses and removes the copy once the commit entry is gone', async () => {
