@@ -135,6 +135,22 @@ export function describeZstd(mode: string, start: ServerFactory): void {
       assert.ok((await client.read(blobName(digest))).data.equals(data));
     });
 
+    it('accepts a stream of several frames, as clients that compress chunk by chunk send', async () => {
+      const data = compressibleBlob(200 * KIB);
+      const digest = digestOf(data);
+      const frames = [0, 64 * KIB, 128 * KIB].map((at) =>
+        compress(data.subarray(at, Math.min(at + 64 * KIB, data.length))),
+      );
+      frames.push(compress(data.subarray(192 * KIB)));
+      const wire = Buffer.concat(frames);
+
+      assert.equal(
+        await client.write(zstdUploadName(digest), wire, { chunkBytes: 5000 }),
+        wire.length,
+      );
+      assert.ok((await client.read(blobName(digest))).data.equals(data));
+    });
+
     it('serves a plain upload compressed, from any uncompressed offset', async () => {
       const data = compressibleBlob(200 * KIB + 17);
       const digest = digestOf(data);
