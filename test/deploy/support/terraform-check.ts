@@ -2,9 +2,7 @@
 // provider registry:
 // - syntax: every .tf and .tfvars file parses (@cdktf/hcl2json, HashiCorp's HCL parser built to
 //   WebAssembly);
-// - formatting: each file equals its hclwrite.Format output (@cdktf/hcl-tools, the formatter that
-//   `terraform fmt` is built on), and holds none of the legacy forms `terraform fmt` rewrites on
-//   top of that (interpolation-only strings, quoted type constraints);
+// - formatting: see hcl-format.ts; quoted type constraints are caught here;
 // - schema: every aws_* resource and data source type exists in the AWS provider, every argument
 //   and nested block is one it declares, blocks are written as blocks and attributes as
 //   attributes, a single block appears once, and required arguments are present;
@@ -13,7 +11,6 @@
 //   variable is used.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { format } from '@cdktf/hcl-tools';
 import { parse } from '@cdktf/hcl2json';
 import {
   awsProviderSchema,
@@ -22,6 +19,7 @@ import {
   type BlockSchema,
   type SchemaKind,
 } from './aws-schema.ts';
+import { hint } from './suggest.ts';
 
 type Body = Record<string, unknown>;
 
@@ -114,66 +112,6 @@ export async function loadModule(dir: string): Promise<TerraformModule> {
   }
   return module;
 }
-
-/** Problems with the formatting of the given HCL files, as `file: what`. */
-export async function formattingProblems(files: ReadonlyMap<string, string>): Promise<string[]> {
-  const problems: string[] = [];
-  for (const [file, text] of files) {
-    const formatted = await format(text);
-    if (formatted !== text) {
-      const at = firstDifference(text, formatted);
-      problems.push(`${file}:${at.line}: not in canonical format; expected "${at.expected}"`);
-    }
-    text.split('\n').forEach((line, index) => {
-      const interpolation = /=\s*"\$\{(.*)\}"\s*$/.exec(line)?.[1];
-      if (interpolation !== undefined && !/[{}]/.test(interpolation)) {
-        problems.push(`${file}:${index + 1}: interpolation-only string; write the expression bare`);
-      }
-    });
-  }
-  return problems;
-}
-
-function firstDifference(actual: string, expected: string) {
-  const actualLines = actual.split('\n');
-  const expectedLines = expected.split('\n');
-  const index = actualLines.findIndex((line, i) => line !== expectedLines[i]);
-  const at = index === -1 ? actualLines.length : index;
-  return { line: at + 1, expected: (expectedLines[at] ?? '<end of file>').trim() };
-}
-
-/** The closest of `candidates` to `name`, for "did you mean" hints. */
-function closest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of candidates) {
-    const distance = editDistance(name, candidate);
-    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current[j] = Math.min(
-        (previous[j] as number) + 1,
-        (current[j - 1] as number) + 1,
-        substitution,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] as number;
-}
-
-const hint = (name: string, candidates: Iterable<string>): string => {
-  const suggestion = closest(name, candidates);
-  return suggestion ? ` (did you mean "${suggestion}"?)` : '';
-};
 
 /** Checks one block body against its schema; `where` names it in messages. */
 function checkBody(
