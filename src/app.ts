@@ -41,7 +41,7 @@ import { ScrubSchedule } from './repair/scrub-schedule.ts';
 import { StagingBudget } from './staging/budget.ts';
 import { prepareStagingDir } from './staging/spool.ts';
 import { MultipartJanitor } from './storage/janitor.ts';
-import { S3ObjectStore } from './storage/s3-object-store.ts';
+import { S3ObjectStore, s3SettingsFrom } from './storage/s3-object-store.ts';
 import { S3RedisBackend } from './storage/s3-redis-backend.ts';
 
 const REDIS_STARTUP_WAIT_MS = 5_000;
@@ -201,27 +201,8 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
   }
 
   const bucket = settings.s3Bucket as string;
-  const objects = new S3ObjectStore(
-    {
-      endpoint: settings.s3Endpoint,
-      bucket,
-      region: settings.s3Region,
-      forcePathStyle: settings.s3ForcePathStyle,
-      prefix: settings.s3Prefix,
-      multipartThresholdBytes: settings.s3MultipartThresholdBytes,
-      partSizeBytes: settings.s3PartSizeBytes,
-      uploadConcurrency: settings.s3UploadConcurrency,
-      credentials:
-        settings.awsAccessKeyId && settings.awsSecretAccessKey
-          ? {
-              accessKeyId: settings.awsAccessKeyId,
-              secretAccessKey: settings.awsSecretAccessKey,
-              sessionToken: settings.awsSessionToken,
-            }
-          : undefined,
-    },
-    (key, uploadId, error) =>
-      log.error({ key, uploadId, err: error }, 'gave up aborting a failed multipart upload'),
+  const objects = new S3ObjectStore(s3SettingsFrom(settings), (key, uploadId, error) =>
+    log.error({ key, uploadId, err: error }, 'gave up aborting a failed multipart upload'),
   );
   instrumentS3Client(objects.client, metrics);
   const index = new RedisCommitIndex({

@@ -3,7 +3,7 @@
 import { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
 import { ConfigError } from '../config/load.ts';
 import { isCloudMode, type Settings } from '../config/schema.ts';
-import { S3ObjectStore } from '../storage/s3-object-store.ts';
+import { S3ObjectStore, s3SettingsFrom } from '../storage/s3-object-store.ts';
 
 const REDIS_CONNECT_WAIT_MS = 5_000;
 
@@ -26,24 +26,7 @@ export async function openAdminContext(settings: Settings): Promise<AdminContext
         'redisUrl (TESSERA_REDIS_URL) as for tessera serve',
     );
   }
-  const objects = new S3ObjectStore({
-    endpoint: settings.s3Endpoint,
-    bucket: settings.s3Bucket as string,
-    region: settings.s3Region,
-    forcePathStyle: settings.s3ForcePathStyle,
-    prefix: settings.s3Prefix,
-    multipartThresholdBytes: settings.s3MultipartThresholdBytes,
-    partSizeBytes: settings.s3PartSizeBytes,
-    uploadConcurrency: settings.s3UploadConcurrency,
-    credentials:
-      settings.awsAccessKeyId && settings.awsSecretAccessKey
-        ? {
-            accessKeyId: settings.awsAccessKeyId,
-            secretAccessKey: settings.awsSecretAccessKey,
-            sessionToken: settings.awsSessionToken,
-          }
-        : undefined,
-  });
+  const objects = new S3ObjectStore(s3SettingsFrom(settings));
   const index = new RedisCommitIndex({
     url: settings.redisUrl as string,
     prefix: settings.redisPrefix,

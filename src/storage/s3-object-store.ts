@@ -22,6 +22,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Digest } from '../cas/digest.ts';
 import { unavailable } from '../cas/errors.ts';
+import type { Settings } from '../config/schema.ts';
 import {
   type AbandonedUploadHandler,
   type CompletedPart,
@@ -48,6 +49,30 @@ export interface S3Settings {
         sessionToken?: string | undefined;
       }
     | undefined;
+}
+
+/** The S3 part of the server's settings; `s3Bucket` must be set (S3 mode). */
+export function s3SettingsFrom(settings: Settings): S3Settings {
+  if (settings.s3Bucket === undefined) throw new Error('s3Bucket is not set: not in S3 mode');
+  const { awsAccessKeyId, awsSecretAccessKey, awsSessionToken } = settings;
+  return {
+    endpoint: settings.s3Endpoint,
+    bucket: settings.s3Bucket,
+    region: settings.s3Region,
+    forcePathStyle: settings.s3ForcePathStyle,
+    prefix: settings.s3Prefix,
+    multipartThresholdBytes: settings.s3MultipartThresholdBytes,
+    partSizeBytes: settings.s3PartSizeBytes,
+    uploadConcurrency: settings.s3UploadConcurrency,
+    credentials:
+      awsAccessKeyId && awsSecretAccessKey
+        ? {
+            accessKeyId: awsAccessKeyId,
+            secretAccessKey: awsSecretAccessKey,
+            sessionToken: awsSessionToken,
+          }
+        : undefined,
+  };
 }
 
 /** Thrown by `get` when the object does not exist. */
