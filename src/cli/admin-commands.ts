@@ -115,8 +115,9 @@ async function gc(context: AdminContext, flags: AdminFlags, log: Logger): Promis
   const verb = report.dryRun ? 'would delete' : 'deleted';
   for (const blob of report.deleted) print(`${verb} ${blob.member} ${blob.bytes} (${blob.reason})`);
   print(
-    `${verb} ${report.deleted.length} blobs, ${report.bytesDeleted} bytes; kept ${report.kept} ` +
-      `touched or being written; ${report.leftForLater} left for a later run`,
+    `${verb} ${report.deleted.length} blobs, ${report.bytesDeleted} bytes; kept ` +
+      `${report.keptBecause.touched} touched and ${report.keptBecause.writing} being written ` +
+      `meanwhile; ${report.leftForLater} left for a later run`,
   );
   return 0;
 }

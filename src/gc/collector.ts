@@ -57,6 +57,10 @@ export interface CollectorOptions {
 
 export type CandidateReason = 'expired' | 'evicted' | 'orphan';
 
+/** Why condemn-6.lua kept a blob (its reply {0, n}: n = 1, 2, 3). */
+export type KeptReason = 'touched' | 'writing' | 'condemned';
+const KEPT_REASONS: readonly KeptReason[] = ['touched', 'writing', 'condemned'];
+
 export interface Candidate {
   readonly member: string;
   readonly reason: CandidateReason;
@@ -71,6 +75,8 @@ export interface CollectionReport {
   readonly deleted: Candidate[];
   /** Chosen but kept: touched since, being written, or already condemned. */
   kept: number;
+  /** `kept`, by why. */
+  readonly keptBecause: Record<KeptReason, number>;
   /** Condemned, but the object was left for a later sweep (DELETE too late or failed). */
   leftForLater: number;
   bytesDeleted: number;
@@ -140,6 +146,7 @@ export class Collector {
       dryRun: this.#settings.dryRun,
       deleted: [],
       kept: 0,
+      keptBecause: { touched: 0, writing: 0, condemned: 0 },
       leftForLater: 0,
       bytesDeleted: 0,
     };
@@ -162,7 +169,7 @@ export class Collector {
         dryRun: report.dryRun,
         deleted: report.deleted.length,
         bytesDeleted: report.bytesDeleted,
-        kept: report.kept,
+        kept: report.keptBecause,
         leftForLater: report.leftForLater,
         durationMs: Date.now() - started,
       },
@@ -353,8 +360,10 @@ class Run {
     )) as [number, number];
     if (answer[0] === -1) throw new CollectorFencedError('the collector lost its lock; stopping');
     if (answer[0] === 0) {
+      const why = KEPT_REASONS[answer[1] - 1] ?? 'touched';
       this.#report.kept += 1;
-      this.#metrics?.kept.inc();
+      this.#report.keptBecause[why] += 1;
+      this.#metrics?.kept.inc({ reason: why });
       return false;
     }
     const bytes = reason === 'orphan' ? orphanBytes : answer[1];

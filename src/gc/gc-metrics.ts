@@ -9,8 +9,8 @@ export interface MaintenanceMetrics {
   /** Objects deleted, by reason: expired, evicted, orphan, corrupt. */
   readonly deletedObjects: Counter<'reason'>;
   readonly deletedBytes: Counter<'reason'>;
-  /** Condemns refused because the blob was touched or being written meanwhile. */
-  readonly kept: Counter;
+  /** Condemns refused, by reason: touched, writing (a live write intent), condemned. */
+  readonly kept: Counter<'reason'>;
   /** Objects condemned but left for a later sweep (DELETE too late or failed). */
   readonly leftForLater: Counter;
   /** Committed blobs the scrubber re-hashed, and their bytes. */
@@ -41,7 +41,8 @@ export function createMaintenanceMetrics(metrics: Metrics): MaintenanceMetrics {
     }),
     kept: metrics.counter({
       name: 'tessera_gc_kept_on_race_total',
-      help: 'Blobs chosen for deletion but kept: touched or being written meanwhile',
+      help: 'Blobs chosen for deletion but kept, by reason (touched, writing, condemned)',
+      labelNames: ['reason'],
     }),
     leftForLater: metrics.counter({
       name: 'tessera_gc_left_for_later_total',

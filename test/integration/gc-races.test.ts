@@ -104,7 +104,7 @@ describe('garbage collection', () => {
     gate.release();
     const report = await collecting;
 
-    assert.equal(report.kept, 1);
+    assert.equal(report.keptBecause.touched, 1);
     assert.equal(report.deleted.length, 0);
     assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
   });
@@ -123,7 +123,7 @@ describe('garbage collection', () => {
 
     await rig.client.unary(rig.client.actionCache, 'GetActionResult', { actionDigest: action });
     gate.release();
-    assert.equal((await collecting).kept, 1);
+    assert.equal((await collecting).keptBecause.touched, 1);
     assert.equal(await objectSize(output.digest), output.data.length);
   });
 
@@ -162,7 +162,7 @@ describe('garbage collection', () => {
     const digest = { fn: 'SHA256' as const, hash: blob.digest.hash, size: blob.data.length };
 
     const writing = await gc.index.beginPut(digest);
-    assert.equal((await gc.collector().collect()).kept, 1);
+    assert.equal((await gc.collector().collect()).keptBecause.writing, 1);
     assert.equal(await gc.index.commitPut(digest, writing), true);
 
     // An intent that expired no longer protects the object, so its commit must be refused.

@@ -60,7 +60,8 @@ describe('garbage collection under concurrent uploads and reads', () => {
       readsMissingAfterPresent: 0,
       collections: 0,
       deleted: 0,
-      keptOnRace: 0,
+      keptTouched: 0,
+      keptWriting: 0,
       leftForLater: 0,
       refusedCommits: 0,
       violations: [] as string[],
@@ -149,7 +150,8 @@ describe('garbage collection under concurrent uploads and reads', () => {
           .collect();
         stats.collections += 1;
         stats.deleted += report.deleted.length;
-        stats.keptOnRace += report.kept;
+        stats.keptTouched += report.keptBecause.touched;
+        stats.keptWriting += report.keptBecause.writing;
         stats.leftForLater += report.leftForLater;
         await checkEntries(stats.violations);
       }
@@ -202,9 +204,9 @@ describe('garbage collection under concurrent uploads and reads', () => {
     const rewrites = logs.filter((l) => String(l.msg).includes('writing it again')).length;
     t.diagnostic(
       `gc stress: ${stats.collections} collections, ${stats.uploads} uploads, ` +
-        `${stats.reads} reads, ${stats.deleted} deleted, ${stats.keptOnRace} kept on a race ` +
-        `(touched or being written), ${waits} writers waited for a tombstone, ${rewrites} ` +
-        `rewrites, ${stats.readsMissingAfterPresent} reads NOT_FOUND after FindMissing said ` +
+        `${stats.reads} reads, ${stats.deleted} deleted, kept because touched meanwhile ` +
+        `${stats.keptTouched}, kept because being written ${stats.keptWriting}, ${waits} writers ` +
+        `waited for a tombstone, ${rewrites} rewrites, ${stats.readsMissingAfterPresent} reads NOT_FOUND after FindMissing said ` +
         `present, ${stats.refusedCommits} commits refused after a sweep (object written again), ` +
         `${stats.leftForLater} left for later, ${checkedSinceLast} blobs checked ` +
         `readable, ${stats.violations.length} violations`,

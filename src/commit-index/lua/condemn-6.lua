@@ -20,9 +20,10 @@
   ARGV[5]  the collector's lock token ('' when the caller holds no lock: the scrubber)
   ARGV[6]  the lock's life in milliseconds, renewed by every call
 
-  Returns {1, size} when condemned (size 0 when the entry was already gone), {0, 0} when the blob
-  is kept (touched, being written, already condemned), {-1, 0} when the caller no longer holds the
-  lock (it must stop).
+  Returns {1, size} when condemned (size 0 when the entry was already gone); {0, why} when the
+  blob is kept, why being 1: touched since (or, for an orphan, committed meanwhile; for the
+  scrubber, no entry any more), 2: being written (a live intent), 3: already condemned; {-1, 0}
+  when the caller no longer holds the lock (it must stop).
 ]]
 if ARGV[5] ~= '' then
   if redis.call('GET', KEYS[6]) ~= ARGV[5] then
@@ -31,25 +32,25 @@ if ARGV[5] ~= '' then
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  return {0, 0}
+  return {0, 3}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 if redis.call('ZCARD', KEYS[4]) > 0 then
-  return {0, 0}
+  return {0, 2}
 end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if ARGV[2] == '' then
   if score or redis.call('EXISTS', KEYS[1]) == 1 then
-    return {0, 0}
+    return {0, 1}
   end
 elseif ARGV[2] == '*' then
   if redis.call('EXISTS', KEYS[1]) == 0 then
-    return {0, 0}
+    return {0, 1}
   end
 elseif score ~= ARGV[2] then
-  return {0, 0}
+  return {0, 1}
 end
 local size = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
