@@ -29,6 +29,8 @@ export const CLIENT_COMMANDS: ReadonlySet<string> = new Set(['upload', 'download
 
 const FUNCTION_NAMES = [...DIGEST_FUNCTION_SEGMENTS.keys()].join(', ');
 const MAX_JOBS = 256;
+const COMPRESSIONS = ['zstd', 'none'] as const;
+type Compression = (typeof COMPRESSIONS)[number];
 
 export const CLIENT_USAGE = `usage: tessera upload   [client flags] [--json] PATH…
        tessera download [client flags] [--json] DIGEST DIR
@@ -56,6 +58,8 @@ Client flags:
                             upload defaults to sha256; download and cat to the
                             function the hash length implies
   --jobs N                  calls in flight at once, 1 to ${MAX_JOBS}; default 8
+  --compression zstd|none   zstd: blob bytes travel zstd-compressed (ByteStream and batches)
+                            if the server offers ZSTD, uncompressed if not; default none
   --json                    print one JSON summary line per result instead (upload, download)
 
 Exit codes of upload, download and cat:
@@ -74,6 +78,7 @@ interface Flags {
   readonly instance: string;
   readonly digestFunction: DigestFunction | undefined;
   readonly jobs: number;
+  readonly compression: Compression;
   readonly json: boolean;
   readonly positionals: string[];
 }
@@ -177,6 +182,7 @@ async function withConnection(
     instance: flags.instance,
     digestFunction,
     security: flags.security,
+    compression: flags.compression,
   });
   try {
     await use(connection);
@@ -208,6 +214,10 @@ function parseFlags(argv: string[], env: NodeJS.ProcessEnv): Flags {
       throw usageError(`--digest-function "${name}" is not one of ${FUNCTION_NAMES}`);
     }
   }
+  const compression = values.compression ?? 'none';
+  if (!isCompression(compression)) {
+    throw usageError(`--compression "${compression}" is not one of ${COMPRESSIONS.join(', ')}`);
+  }
   const { server, security } = parseSecurity(values, env);
   return {
     server,
@@ -215,6 +225,7 @@ function parseFlags(argv: string[], env: NodeJS.ProcessEnv): Flags {
     instance: values.instance ?? '',
     digestFunction,
     jobs,
+    compression,
     json: values.json ?? false,
     positionals,
   };
@@ -230,6 +241,7 @@ function parseClientArgs(argv: string[]) {
       instance: { type: 'string' },
       'digest-function': { type: 'string' },
       jobs: { type: 'string' },
+      compression: { type: 'string' },
       json: { type: 'boolean' },
       tls: { type: 'boolean' },
       'tls-ca-file': { type: 'string' },
@@ -314,4 +326,8 @@ function parseDigest(text: string, fn: DigestFunction | undefined): Digest {
 
 function print(line: string): void {
   process.stdout.write(`${line}\n`);
+}
+
+function isCompression(name: string): name is Compression {
+  return (COMPRESSIONS as readonly string[]).includes(name);
 }

@@ -18,6 +18,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { type Digest, type DigestFunction, hashBytes, toWireDigest } from '../cas/digest.ts';
+import { compressWhole, decompressWhole, ZstdDecoder } from '../cas/zstd.ts';
 import type {
   BatchReadBlobsResponse,
   BatchUpdateBlobsResponse,
@@ -54,6 +55,11 @@ export interface ConnectOptions {
   readonly digestFunction?: DigestFunction;
   readonly connectTimeoutMs?: number;
   readonly security?: ClientSecurity;
+  /**
+   * `zstd`: blob bytes travel zstd-compressed both ways (ByteStream and batch calls) when the
+   * server lists ZSTD among its compressors; otherwise, and by default, uncompressed.
+   */
+  readonly compression?: 'zstd' | 'none';
 }
 
 /** How the client proves who it is and checks whom it talks to. */
@@ -110,6 +116,7 @@ export async function openConnection(options: ConnectOptions): Promise<Connectio
   const clients = createClients(options.server, options.security ?? {});
 
   let maxBatchBytes: number;
+  let zstd: ZstdUse = { stream: false, batchUpdate: false, batchRead: false };
   try {
     const capabilities = await unary<ServerCapabilities>(
       clients.capabilities,
@@ -118,11 +125,12 @@ export async function openConnection(options: ConnectOptions): Promise<Connectio
       options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
     );
     maxBatchBytes = checkCapabilities(capabilities, fn, options.server);
+    if (options.compression === 'zstd') zstd = zstdUse(capabilities);
   } catch (error) {
     closeClients(clients);
     throw connectFailure(options.server, error);
   }
-  return createConnection(options.server, instance, fn, maxBatchBytes, clients);
+  return createConnection(options.server, instance, fn, maxBatchBytes, clients, zstd);
 }
 
 /** Retries `call` while the server answers UNAVAILABLE, at most RETRY_DELAYS_MS.length times. */
@@ -190,12 +198,14 @@ function createConnection(
   fn: DigestFunction,
   maxBatchBytes: number,
   clients: Clients,
+  zstd: ZstdUse,
 ): Connection {
   const common = { instanceName: instance, digestFunction: fn };
   const prefix = instance === '' ? '' : `${instance}/`;
   // Only functions the server cannot tell apart by hash length carry a segment.
   const fnSegment = fn === 'BLAKE3' ? 'blake3/' : '';
   const blobPath = (d: Digest) => `blobs/${fnSegment}${d.hash}/${d.size}`;
+  const zstdPath = (d: Digest) => `compressed-blobs/zstd/${fnSegment}${d.hash}/${d.size}`;
 
   return {
     server,
@@ -219,7 +229,13 @@ function createConnection(
     },
 
     async batchUpdate(blobs) {
-      const requests = blobs.map((b) => ({ digest: toWireDigest(b.digest), data: b.data }));
+      const requests = blobs.map((b) => {
+        // Sent compressed only where that saves bytes.
+        const packed = zstd.batchUpdate && b.data.length > 0 ? compressWhole(b.data) : undefined;
+        return packed && packed.length < b.data.length
+          ? { digest: toWireDigest(b.digest), data: packed, compressor: 'ZSTD' }
+          : { digest: toWireDigest(b.digest), data: b.data };
+      });
       const response = await withRetries(() =>
         unary<BatchUpdateBlobsResponse>(clients.cas, 'BatchUpdateBlobs', { ...common, requests }),
       );
@@ -239,6 +255,7 @@ function createConnection(
         unary<BatchReadBlobsResponse>(clients.cas, 'BatchReadBlobs', {
           ...common,
           digests: digests.map(toWireDigest),
+          acceptableCompressors: zstd.batchRead ? ['ZSTD'] : [],
         }),
       );
       const blobs: BlobData[] = [];
@@ -248,8 +265,12 @@ function createConnection(
           throw rpcFailure(what, item.status.code, item.status.message);
         }
         const digest = fromWire(fn, item.digest);
-        await assertContent(digest, item.data);
-        blobs.push({ digest, data: item.data });
+        const data =
+          item.compressor === 'ZSTD'
+            ? decodeOrFail(item.data, digest.size, `reading blob ${digestText(item.digest)}`)
+            : item.data;
+        await assertContent(digest, data);
+        blobs.push({ digest, data });
       }
       if (blobs.length !== digests.length) {
         throw failure(`server answered ${blobs.length} of ${digests.length} reads`);
@@ -258,20 +279,30 @@ function createConnection(
     },
 
     write(digest, source) {
-      const name = `${prefix}uploads/${randomUUID()}/${blobPath(digest)}`;
+      const path = zstd.stream ? zstdPath(digest) : blobPath(digest);
+      const name = `${prefix}uploads/${randomUUID()}/${path}`;
       const start = clients.byteStream.Write as StartWrite;
-      return writeBlob((reply) => start.call(clients.byteStream, reply), name, digest, source);
+      const open: StartWrite = (reply) => start.call(clients.byteStream, reply);
+      return writeBlob(open, name, digest, source, zstd.stream);
     },
 
     async *read(digest, offset = 0) {
       const start = clients.byteStream.Read as (request: object) => ClientReadableStream<unknown>;
+      const path = zstd.stream ? zstdPath(digest) : blobPath(digest);
       const call = start.call(clients.byteStream, {
-        resourceName: `${prefix}${blobPath(digest)}`,
+        resourceName: `${prefix}${path}`,
         readOffset: offset,
         readLimit: 0,
       });
+      // read_offset counts uncompressed bytes; the reply is a zstd stream of the rest.
+      const what = `reading blob ${digest.hash}/${digest.size}`;
+      const decoder = zstd.stream ? new ZstdDecoder(digest.size - offset, what) : undefined;
       try {
-        for await (const message of call as AsyncIterable<ReadResponse>) yield message.data;
+        for await (const message of call as AsyncIterable<ReadResponse>) {
+          if (!decoder) yield message.data;
+          else yield* decodeChunk(decoder, message.data);
+        }
+        if (decoder) endOrFail(decoder);
       } finally {
         call.cancel();
       }
@@ -311,5 +342,49 @@ function toInstance(instance: string): string {
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw usageError(`instance name "${instance}" is not valid: ${reason}`);
+  }
+}
+
+/** Where compression was asked for, and the server's capabilities allow it. */
+interface ZstdUse {
+  /** compressed-blobs/zstd ByteStream reads and writes: the server lists ZSTD in its compressors. */
+  readonly stream: boolean;
+  /** zstd entries in BatchUpdateBlobs: ZSTD is in its batch update compressors. */
+  readonly batchUpdate: boolean;
+  /** BatchReadBlobs lists ZSTD as acceptable; the server may still answer uncompressed. */
+  readonly batchRead: boolean;
+}
+
+function zstdUse(capabilities: ServerCapabilities): ZstdUse {
+  const cache = capabilities.cacheCapabilities;
+  return {
+    stream: (cache?.supportedCompressors ?? []).includes('ZSTD'),
+    batchUpdate: (cache?.supportedBatchUpdateCompressors ?? []).includes('ZSTD'),
+    batchRead: true,
+  };
+}
+
+/** The decoder's pieces of one message; a stream that does not decode is a ClientError. */
+function* decodeChunk(decoder: ZstdDecoder, data: Buffer): Generator<Buffer> {
+  try {
+    yield* decoder.write(data);
+  } catch (error) {
+    throw failure(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function endOrFail(decoder: ZstdDecoder): void {
+  try {
+    decoder.end();
+  } catch (error) {
+    throw failure(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function decodeOrFail(data: Buffer, size: number, what: string): Buffer {
+  try {
+    return decompressWhole(data, size, what);
+  } catch (error) {
+    throw failure(error instanceof Error ? error.message : String(error));
   }
 }
