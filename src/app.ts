@@ -31,7 +31,12 @@ import { type HttpServer, startHttpServer } from './observability/http-server.ts
 import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { dataDirProbe, redisProbe, s3Probe } from './observability/probes.ts';
-import { createReadiness, type Probe, type Readiness } from './observability/readiness.ts';
+import {
+  createReadiness,
+  type Probe,
+  type Readiness,
+  registerReadinessGauges,
+} from './observability/readiness.ts';
 import { ReadCache } from './read-cache/read-cache.ts';
 import { ReadThroughActionCache } from './regions/action-results.ts';
 import { createPeerClient } from './regions/peer-client.ts';
@@ -84,6 +89,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   collection?.start();
   scrubbing?.start();
   const readiness = createReadiness(probes);
+  registerReadinessGauges(metrics, readiness);
   const shuttingDown = new AbortController();
   const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
   registerStagingGauges(metrics, stagingBudget);

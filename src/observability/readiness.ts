@@ -5,8 +5,11 @@
 // share the probe in flight. A replica that loses a backend turns not ready within one interval
 // after the probe fails (or times out) and ready again after it succeeds: nothing is latched.
 //
-// GET /readyz and grpc.health.v1.Health both read this. Liveness (/healthz) does not: a replica
-// whose Redis is down is alive, and restarting it would not bring Redis back.
+// GET /readyz, grpc.health.v1.Health and the tessera_ready / tessera_backend_up gauges all read
+// this. Liveness (/healthz) does not: a replica whose Redis is down is alive, and restarting it
+// would not bring Redis back.
+
+import type { Metrics } from './metrics.ts';
 
 /** One backend check. Resolves when the backend answered; throws (or times out) otherwise. */
 export interface Probe {
@@ -33,6 +36,9 @@ export interface Readiness {
   drain(): void;
 }
 
+/** The check a draining replica reports instead of its probes. */
+const SHUTDOWN_CHECK = 'shutdown';
+
 export const READINESS_CACHE_MS = 1_000;
 export const PROBE_TIMEOUT_MS = 1_500;
 
@@ -56,7 +62,10 @@ export function createReadiness(
   return {
     async check() {
       if (draining) {
-        return { ready: false, checks: [{ name: 'shutdown', ok: false, error: 'shutting down' }] };
+        return {
+          ready: false,
+          checks: [{ name: SHUTDOWN_CHECK, ok: false, error: 'shutting down' }],
+        };
       }
       if (cached && Date.now() - cached.at < cacheMs) return cached.report;
       running ??= probeAll().finally(() => {
@@ -90,4 +99,30 @@ async function runProbe(probe: Probe, timeoutMs: number): Promise<ProbeResult> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** tessera_ready (1 or 0) and tessera_backend_up{backend} from the cached readiness report. */
+export function registerReadinessGauges(metrics: Metrics, readiness: Readiness): void {
+  // Both ask readiness: it caches, and shares a probe in flight, so a scrape probes at most once.
+  metrics.gauge({
+    name: 'tessera_ready',
+    help: '1 while every backend probe passes and the server is not shutting down, else 0',
+    async collect() {
+      this.set((await readiness.check()).ready ? 1 : 0);
+    },
+  });
+  metrics.gauge({
+    name: 'tessera_backend_up',
+    help: 'Readiness probe result per backend (redis, s3, data-dir): 1 answered, 0 did not',
+    labelNames: ['backend'],
+    async collect() {
+      const report = await readiness.check();
+      // While draining, the report holds only the 'shutdown' check, which is no backend: the
+      // series disappear rather than claim a backend is down (tessera_ready says why).
+      this.reset();
+      for (const check of report.checks) {
+        if (check.name !== SHUTDOWN_CHECK) this.set({ backend: check.name }, check.ok ? 1 : 0);
+      }
+    },
+  });
 }

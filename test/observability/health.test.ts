@@ -1,6 +1,6 @@
-// Readiness follows the backends on a live replica: /readyz and grpc.health.v1.Health turn 503 /
-// NOT_SERVING when Redis goes away or S3 fails, and come back by themselves once it answers again,
-// without a restart. Health needs no token even when every other call does.
+// Readiness follows the backends on a live replica: /readyz, grpc.health.v1.Health and the
+// tessera_ready / tessera_backend_up gauges turn 503 / NOT_SERVING / 0 when Redis goes away or S3
+// fails, and come back by themselves once it answers again, without a restart. Health needs no token even when every other call does.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -14,7 +14,7 @@ import { healthService } from '../../src/grpc/proto.ts';
 import { callUnary, codeOf, connect, type Untyped } from '../support/client.ts';
 import { type Rig, startRig } from '../support/rig.ts';
 import { type FaultProxy, startFaultProxy } from '../support/s3-fault-proxy.ts';
-import { httpGet } from '../support/scrape.ts';
+import { httpGet, parseScrape, sampleValue } from '../support/scrape.ts';
 import { getServices, type RedisServer, startRedis } from '../support/services/index.ts';
 
 const TOKEN = 'health-test-token-0123456789';
@@ -73,6 +73,18 @@ async function readyzBecomes(address: string, wanted: number): Promise<Record<st
     if (Date.now() > deadline) throw new Error(`/readyz stayed ${answer.status}: ${answer.body}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** tessera_ready and tessera_backend_up{backend} from one /metrics scrape. */
+async function readyGauges(address: string): Promise<Record<string, number | undefined>> {
+  const answer = await httpGet(address, '/metrics');
+  assert.equal(answer.status, 200);
+  const samples = parseScrape(answer.body);
+  return {
+    ready: sampleValue(samples, 'tessera_ready'),
+    redis: sampleValue(samples, 'tessera_backend_up', { backend: 'redis' }),
+    s3: sampleValue(samples, 'tessera_backend_up', { backend: 's3' }),
+  };
 }
 
 const check = (client: Untyped, service = '') =>
@@ -145,10 +157,12 @@ describe('readiness and grpc.health.v1.Health', () => {
     );
     assert.deepEqual(await check(health), { status: 'NOT_SERVING' });
     await watching.seen('NOT_SERVING');
+    assert.deepEqual(await readyGauges(http), { ready: 0, redis: 0, s3: 1 });
 
     await redis.start();
     await readyzBecomes(http, 200);
     assert.deepEqual(await check(health), { status: 'SERVING' });
+    assert.deepEqual(await readyGauges(http), { ready: 1, redis: 1, s3: 1 });
     await watching.seen('SERVING');
     assert.deepEqual(watching.statuses, ['SERVING', 'NOT_SERVING', 'SERVING']);
     watching.call.cancel();
@@ -173,11 +187,13 @@ describe('readiness and grpc.health.v1.Health', () => {
         ],
       );
       assert.deepEqual(await check(health), { status: 'NOT_SERVING' });
+      assert.deepEqual(await readyGauges(http), { ready: 0, redis: 1, s3: 0 });
     } finally {
       proxy.clear();
     }
     await readyzBecomes(http, 200);
     assert.deepEqual(await check(health), { status: 'SERVING' });
+    assert.deepEqual(await readyGauges(http), { ready: 1, redis: 1, s3: 1 });
   });
 
   it('sends SERVICE_UNKNOWN to a Watch of an unknown service and keeps it open', async () => {
