@@ -1,7 +1,8 @@
 // The local read tier against real Redis and S3 (RGW): a blob read often is copied to local disk
 // and then served from there — shown by deleting its S3 object behind the server's back and
-// reading it still — but only while its commit entry exists; a damaged copy is found and the read
-// falls back to S3; the tier stays within its size and survives a restart.
+// reading it still, compressed-blobs reads included — but only while its commit entry exists; a
+// fill whose bytes do not match the digest leaves nothing behind; a damaged copy is found and the
+// read falls back to S3; the tier stays within its size and survives a restart.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
-import { startS3Redis } from '../conformance/harness.ts';
+import { decompress } from 'zstd-napi';
+import { type ServerUnderTest, startS3Redis } from '../conformance/harness.ts';
 import {
   blobName,
   codeOf,
@@ -87,6 +89,14 @@ describe('local read tier (S3 + Redis)', () => {
       await delay(20);
     }
   }
+  async function waitForMetric(server: ServerUnderTest, line: RegExp) {
+    const deadline = Date.now() + POLL_DEADLINE_MS;
+    for (;;) {
+      if (line.test(await server.app.metrics.scrape())) return;
+      assert.ok(Date.now() < deadline, `metric ${line} never appeared`);
+      await delay(20);
+    }
+  }
   async function uploadAndWarm(client: TestClient, dir: string, data: Buffer) {
     const digest = digestOf(data);
     await client.write(uploadName(digest), data);
@@ -116,6 +126,40 @@ describe('local read tier (S3 + Redis)', () => {
     assert.match(scraped, new RegExp(`tessera_read_cache_bytes ${data.length}\\b`));
   });
 
+  it('serves compressed-blobs reads from the local copy too', async () => {
+    const { dir, prefix, client } = await setUp();
+    const data = Buffer.alloc(200 * KIB, 'compressible build output\n');
+    const digest = await uploadAndWarm(client, dir, data);
+
+    await deleteObject(prefix, digest);
+
+    const read = await client.read(`compressed-blobs/zstd/${digest.hash}/${digest.sizeBytes}`);
+    assert.ok(read.data.length < data.length / 10, `${read.data.length} compressed bytes`);
+    assert.ok(decompress(read.data).equals(data));
+  });
+
+  it('keeps no copy when the bytes fetched for it do not hash to the digest', async () => {
+    const { dir, prefix, server, client } = await setUp();
+    const data = randomBlob(64 * KIB);
+    const digest = digestOf(data);
+    await client.write(uploadName(digest), data);
+    await client.read(blobName(digest));
+    const damaged = Buffer.from(data);
+    damaged[1000] = (damaged[1000] ?? 0) ^ 0x01;
+    const key = `${prefix}cas/sha256/${digest.hash}`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: damaged }));
+
+    // The second read admits the blob; its fill fetches the damaged object.
+    await client.read(blobName(digest)).catch(() => undefined);
+    await waitForMetric(server, /tessera_read_cache_fills_total\{outcome="failed"\} 1/);
+
+    assert.deepEqual(await copies(dir), [], 'neither a copy nor a temp file is left');
+    assert.doesNotMatch(
+      await server.app.metrics.scrape(),
+      /tessera_read_cache_fills_total\{outcome="ok"\}/,
+    );
+  });
+
   it('refuses and removes the copy once the commit entry is gone', async () => {
     const { dir, prefix, client } = await setUp();
     const digest = await uploadAndWarm(client, dir, randomBlob(50 * KIB));
@@ -131,7 +175,7 @@ describe('local read tier (S3 + Redis)', () => {
   });
 
   it('finds a damaged copy, removes it and serves the blob from S3', async () => {
-    const { dir, client } = await setUp();
+    const { dir, server, client } = await setUp();
     const data = randomBlob(64 * KIB);
     const digest = await uploadAndWarm(client, dir, data);
     const path = join(dir, copyName(digest));
@@ -143,6 +187,10 @@ describe('local read tier (S3 + Redis)', () => {
 
     assert.ok(ranged.data.equals(data.subarray(39_990, 40_010)));
     assert.ok(!(await copies(dir)).includes(copyName(digest)));
+    assert.match(
+      await server.app.metrics.scrape(),
+      /tessera_read_cache_reads_total\{result="corrupt"\} 1/,
+    );
     assert.ok((await client.read(blobName(digest))).data.equals(data));
   });
 
