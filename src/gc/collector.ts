@@ -46,7 +46,10 @@ export interface CollectorSettings {
 
 export type CollectorStep = 'selected' | 'condemned' | 'deleted';
 
-/** Test-only: called between a blob's steps; the collector waits for it. */
+/**
+ * Test-only: called between a blob's steps, the collector waiting for it: after selection, after
+ * the condemn, and after the DELETE but before the tombstone is released.
+ */
 export type CollectorPause = (step: CollectorStep, member: string) => Promise<void>;
 
 export interface CollectorOptions {
@@ -376,13 +379,13 @@ class Run {
       tombstone,
       condemnedAt,
       this.#settings.tombstoneMs,
+      () => this.#pause('deleted', member),
     );
     if (!deleted) {
       this.#report.leftForLater += 1;
       this.#metrics?.leftForLater.inc();
       return bytes;
     }
-    await this.#pause('deleted', member);
     this.#report.deleted.push({ member, reason, bytes, touchedAt });
     this.#report.bytesDeleted += bytes;
     this.#metrics?.deletedObjects.inc({ reason });
@@ -414,6 +417,8 @@ export async function deleteUnderTombstone(
   tombstone: string,
   condemnedAt: number,
   tombstoneMs: number,
+  /** Tests only: runs between the DELETE and the release of the tombstone. */
+  beforeRelease: () => Promise<void> = async () => undefined,
 ): Promise<boolean> {
   if (Date.now() - condemnedAt > tombstoneMs / 2) return false;
   try {
@@ -427,6 +432,7 @@ export async function deleteUnderTombstone(
   } catch {
     return false;
   }
+  await beforeRelease();
   await index.script('releaseIfOwner', index.tombstoneKeyOf(member), tombstone);
   return true;
 }

@@ -1,7 +1,8 @@
 // The garbage collector against real Redis and RGW, with the collector stopped at each step while
-// clients act: a touch between selection and condemn, lookups and reads during the delete window,
-// a re-upload whose PutObject lands after the DELETE, a write in flight, a collector that dies or
-// stalls after condemning, and a collector that lost its lock. After each, the invariant holds:
+// clients act: a touch (FindMissingBlobs, GetActionResult, Read) between selection and condemn,
+// lookups and reads during the delete window, a re-upload whose PutObject lands after the DELETE,
+// a write in flight, a collector that dies after selecting, after condemning or after deleting,
+// one that stalls after condemning, and one that lost its lock. After each, the invariant holds:
 // every commit entry has an object of its size, and what a client was told is present is readable.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -74,6 +75,9 @@ describe('garbage collection', () => {
       assert.equal(await objectSize(digest), Number(entry), 'entry without object');
   };
 
+  const waitingWriters = () =>
+    rig.logs.filter((l) => String(l.msg).includes('waiting for the collector to finish')).length;
+
   it('keeps a blob with a live lease and deletes one whose lease expired', async () => {
     const live = await upload();
     const old = await upload();
@@ -125,6 +129,45 @@ describe('garbage collection', () => {
     gate.release();
     assert.equal((await collecting).keptBecause.touched, 1);
     assert.equal(await objectSize(output.digest), output.data.length);
+  });
+
+  it('keeps a blob read through ByteStream between selection and condemn; the read is whole', async () => {
+    const blob = await upload(300_000);
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('selected', gc.member(blob.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+
+    const read = await rig.client.read(blobName(blob.digest));
+    gate.release();
+    const report = await collecting;
+
+    assert.ok(read.data.equals(blob.data));
+    assert.equal(report.keptBecause.touched, 1);
+    assert.equal(report.deleted.length, 0);
+    assert.equal(await objectSize(blob.digest), blob.data.length);
+  });
+
+  it('changes nothing when a collector dies after selecting; the next one collects', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('selected', gc.member(blob.digest));
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+    gate.release(new Error('collector died'));
+    await assert.rejects(collecting, /collector died/);
+
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 1);
+    assert.equal(await objectSize(blob.digest), blob.data.length);
+    assert.equal(await rig.redis.exists(gc.index.tombstoneKeyOf(gc.member(blob.digest))), 0);
+
+    const next = await gc.collector().collect();
+    assert.deepEqual(
+      next.deleted.map((d) => d.member),
+      [gc.member(blob.digest)],
+    );
+    assert.equal(await objectSize(blob.digest), undefined);
+    assert.deepEqual(await findMissing([blob.digest]), [blob.digest]);
   });
 
   it('answers missing during the delete window, and a re-upload waits, then writes again', async () => {
@@ -190,6 +233,28 @@ describe('garbage collection', () => {
     assert.equal(await rig.redis.exists(gc.index.tombstoneKeyOf(gc.member(blob.digest))), 1);
 
     assert.equal(await rig.client.write(uploadName(blob.digest), blob.data), blob.data.length);
+    await assertEntryHasObject(blob.digest);
+    assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
+  });
+
+  it('after a collector dies between the DELETE and the release, writers wait, then write', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const gate = gateAt('deleted', gc.member(blob.digest));
+    const collecting = gc.collector({ tombstoneMs: 1_500 }, gate.pause).collect();
+    await gate.reached;
+    gate.release(new Error('collector died'));
+    await assert.rejects(collecting, /collector died/);
+
+    // Left behind: neither object nor entry, and the tombstone until it expires.
+    assert.equal(await objectSize(blob.digest), undefined);
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 0);
+    assert.equal(await rig.redis.exists(gc.index.tombstoneKeyOf(gc.member(blob.digest))), 1);
+    assert.deepEqual(await findMissing([blob.digest]), [blob.digest]);
+
+    const waitsBefore = waitingWriters();
+    assert.equal(await rig.client.write(uploadName(blob.digest), blob.data), blob.data.length);
+    assert.equal(waitingWriters(), waitsBefore + 1, 'the writer waited for the tombstone');
     await assertEntryHasObject(blob.digest);
     assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
   });
