@@ -141,7 +141,19 @@ describe('repair tools', () => {
       damaged.digest,
       vanished.digest,
     ]);
+    for (const gone of [damaged, vanished]) {
+      await assert.rejects(
+        rig.client.read(blobName(gone.digest)),
+        (e) => codeOf(e) === status.NOT_FOUND,
+      );
+    }
     assert.ok(!(await objectExists(rig.objectKey(damaged.digest))));
+    const stat = runAdmin(rig, services, ['stat', `${damaged.digest.hash}/3000`, '--json']);
+    assert.equal(stat.status, 0, stat.stderr);
+    assert.deepEqual(
+      pick(JSON.parse(stat.stdout), ['committed', 'object', 'quarantined', 'beingDeleted']),
+      { committed: false, object: null, quarantined: true, beingDeleted: false },
+    );
     const kept = await rig.s3.send(
       new GetObjectCommand({
         Bucket: rig.bucket,
@@ -154,6 +166,30 @@ describe('repair tools', () => {
 
     await rig.client.write(uploadName(damaged.digest), damaged.data);
     assert.ok((await rig.client.read(blobName(damaged.digest))).data.equals(damaged.data));
+  });
+
+  it('scrub spares a corrupt blob while it is being written again, which heals it', async () => {
+    const blob = await upload(2500);
+    await putObject(rig.objectKey(blob.digest), randomBlob(2500));
+    const digest = { fn: 'SHA256' as const, hash: blob.digest.hash, size: 2500 };
+    const writing = await gc.index.beginPut(digest);
+    const scrubber = new Scrubber(
+      gc.index,
+      gc.objects,
+      { bytesPerSecond: 0, tombstoneMs: TOMBSTONE_MAX_LIFE_MS },
+      captureLogs().log,
+    );
+
+    const first = await scrubber.pass();
+    assert.equal(first.skipped, 1);
+    assert.deepEqual(first.quarantined, []);
+    assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 1);
+
+    // The writer's PutObject lands good bytes, then it commits; the next pass finds nothing.
+    await putObject(rig.objectKey(blob.digest), blob.data);
+    assert.equal(await gc.index.commitPut(digest, writing), true);
+    assert.deepEqual((await scrubber.pass()).quarantined, []);
+    assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
   });
 
   it('stat reports a blob, an instance and the store', async () => {
@@ -240,3 +276,7 @@ describe('background scrub and collection in serve', () => {
     assert.ok(rig.logs.some((l) => l.msg === 'garbage collection finished'));
   });
 });
+
+function pick(value: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((key) => [key, value[key]]));
+}
