@@ -10,7 +10,9 @@
 // - every read of a copy hashes the whole file before any byte is served, so a copy damaged on
 //   disk (or left short by a crash after the rename, since copies are not fsynced) is found,
 //   removed, and the read falls back to S3;
-// - the bytes of all copies stay under `maxBytes`: the least recently used are evicted first.
+// - the bytes of all copies plus those reserved by running fills stay under `maxBytes`: a fill
+//   reserves its blob's size, evicting the least recently used copies, before it writes a byte,
+//   so the directory never holds more than `maxBytes` of copies and temp files together.
 // A crash leaves at worst `.tmp` files (removed by the scan at start) or a copy whose data never
 // reached the disk (found by the hash check at its first read). The index is rebuilt at start by
 // scanning the directory, oldest modification first.
@@ -70,6 +72,8 @@ export class ReadCache {
   #running = 0;
   #closed = false;
   #bytes = 0;
+  /** Bytes of the fills running now, counted against maxBytes until they land or fail. */
+  #reserved = 0;
   #counters: Counters = UNCOUNTED;
 
   private constructor(settings: ReadCacheSettings, log: Logger) {
@@ -250,7 +254,11 @@ export class ReadCache {
   async #fill(digest: Digest, name: string, source: FillSource): Promise<void> {
     if (this.#closed) return;
     const temp = join(this.#settings.dir, `${name}.${randomBytes(6).toString('hex')}.tmp`);
+    this.#reserved += digest.size;
     try {
+      await this.#evict();
+      // Only when two fills at once need more than the whole tier: this one gives way.
+      if (this.#bytes + this.#reserved > this.#settings.maxBytes) return;
       const hasher = await createHasher(digest.fn);
       const out = createWriteStream(temp, { flags: 'wx' });
       let bytes = 0;
@@ -273,10 +281,11 @@ export class ReadCache {
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
+    } finally {
+      this.#reserved -= digest.size;
     }
     this.#add(name, digest.size);
     this.#counters.fills.inc({ outcome: 'ok' });
-    await this.#evict();
     this.#log.debug({ digest: formatDigest(digest), bytes: this.#bytes }, 'read cache filled');
   }
 
@@ -304,7 +313,7 @@ export class ReadCache {
 
   async #evict(): Promise<void> {
     for (const [name, copy] of this.#copies) {
-      if (this.#bytes <= this.#settings.maxBytes) return;
+      if (this.#bytes + this.#reserved <= this.#settings.maxBytes) return;
       this.#copies.delete(name);
       this.#bytes -= copy.size;
       // A reader that opened the file keeps its bytes until it closes it.
