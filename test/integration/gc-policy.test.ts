@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { type Digest, digestOf, randomBlob, uploadName } from '../support/client.ts';
+import { blobName, type Digest, digestOf, randomBlob, uploadName } from '../support/client.ts';
 import { type Maintenance, openMaintenance, TEST_LEASE_MS } from '../support/maintenance.ts';
 import { type Rig, startRig } from '../support/rig.ts';
 import { getServices, type TestServices } from '../support/services/index.ts';
@@ -80,6 +80,33 @@ describe('garbage collection policy', () => {
       );
       assert.ok(await exists(blobs[4] as Digest));
       assert.equal(await bytes(), 1000);
+    });
+
+    it('orders eviction by real use, and a dry run names what the real run then evicts', async () => {
+      const blobs = [];
+      for (let i = 0; i < 4; i++) blobs.push(await upload(1000));
+      // Touched 50, 40, 30 and 20 minutes ago; then a client reads the oldest.
+      for (const [i, digest] of blobs.entries()) await gc.age(digest, (50 - 10 * i) * 60_000);
+      const [readLately, ...rest] = blobs as [Digest, Digest, Digest, Digest];
+      await rig.client.read(blobName(readLately));
+      const settings = { leaseMs: 0, budgetBytes: (await bytes()) - 2000, minAgeMs: 0 };
+      const expected = rest.slice(0, 2).map((d) => [gc.member(d), 'evicted']);
+
+      const dry = await gc.collector({ ...settings, dryRun: true }).collect();
+      assert.deepEqual(
+        dry.deleted.map((d) => [d.member, d.reason]),
+        expected,
+      );
+      assert.deepEqual(await Promise.all(blobs.map(exists)), [true, true, true, true]);
+      assert.equal(await bytes(), settings.budgetBytes + 2000);
+
+      const real = await gc.collector(settings).collect();
+      assert.deepEqual(
+        real.deleted.map((d) => [d.member, d.reason]),
+        expected,
+      );
+      assert.deepEqual(await Promise.all(blobs.map(exists)), [true, false, false, true]);
+      assert.equal(await bytes(), settings.budgetBytes);
     });
   });
 

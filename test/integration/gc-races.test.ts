@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import { CollectorBusyError, CollectorFencedError } from '../../src/gc/collector.ts';
+import { createMaintenanceMetrics } from '../../src/gc/gc-metrics.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import {
   blobName,
   codeOf,
@@ -205,7 +207,10 @@ describe('garbage collection', () => {
     const digest = { fn: 'SHA256' as const, hash: blob.digest.hash, size: blob.data.length };
 
     const writing = await gc.index.beginPut(digest);
-    assert.equal((await gc.collector().collect()).keptBecause.writing, 1);
+    const metrics = createMetrics({ processMetrics: false });
+    const spared = await gc.collector({}, undefined, createMaintenanceMetrics(metrics)).collect();
+    assert.deepEqual(spared.keptBecause, { touched: 0, writing: 1, condemned: 0 });
+    assert.match(await metrics.scrape(), /^tessera_gc_kept_on_race_total\{reason="writing"\} 1$/m);
     assert.equal(await gc.index.commitPut(digest, writing), true);
 
     // An intent that expired no longer protects the object, so its commit must be refused.

@@ -7,6 +7,7 @@ import {
   type CollectorSettings,
   type CollectorStep,
 } from '../../src/gc/collector.ts';
+import type { MaintenanceMetrics } from '../../src/gc/gc-metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.ts';
 import type { Digest } from './client.ts';
@@ -16,7 +17,11 @@ import type { S3Settings } from './services/index.ts';
 export interface Maintenance {
   readonly index: RedisCommitIndex;
   readonly objects: S3ObjectStore;
-  collector(settings?: Partial<CollectorSettings>, pause?: CollectorPause): Collector;
+  collector(
+    settings?: Partial<CollectorSettings>,
+    pause?: CollectorPause,
+    metrics?: MaintenanceMetrics,
+  ): Collector;
   /** `{fn}:{hash}` of a SHA-256 test digest. */
   member(digest: Digest): string;
   /** Makes a blob look last touched `ageMs` ago. */
@@ -53,7 +58,7 @@ export async function openMaintenance(
     index,
     objects,
     member,
-    collector: (settings = {}, pause) =>
+    collector: (settings = {}, pause, metrics) =>
       new Collector(
         index,
         objects,
@@ -68,7 +73,7 @@ export async function openMaintenance(
           ...settings,
         },
         silentLogger(),
-        { pause },
+        { pause, metrics },
       ),
     async age(digest, ageMs) {
       await index.redis.zadd(index.leaseKey, 'XX', Date.now() - ageMs, member(digest));
