@@ -12,6 +12,8 @@
 #   g++ make python3                          node-gyp builds zstd-napi from its bundled sources
 #   docker-compose                            compose 1.x: `config` validates docker-compose.yml
 #                                             without a Docker engine (test/deploy)
+#   prometheus                                for promtool: checks and unit-tests the alert rules
+#                                             and dashboard queries in infra/ (test/observability)
 #
 # Runs as root (CI does); elsewhere it uses sudo for apt when sudo exists.
 set -euo pipefail
@@ -32,8 +34,11 @@ packages=(
   make
   python3
   docker-compose
+  prometheus
 )
-binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl docker-compose)
+binaries=(redis-server radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool bazel javac bst bwrap openssl docker-compose promtool)
+# Packages whose postinst starts a daemon the tests do not want (they start their own, or none).
+services=(redis-server prometheus)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -60,29 +65,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     sudo=(sudo)
   fi
-  redis_was_installed=false
-  if is_installed redis-server; then
-    redis_was_installed=true
-  fi
+  fresh_services=()
+  for service in "${services[@]}"; do
+    is_installed "$service" || fresh_services+=("$service")
+  done
 
   echo "install-test-deps.sh: installing ${missing[*]}"
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
 
-  # The tests start their own redis-server on free ports. One that the package's postinst just
-  # started on 6379 would only waste memory, so stop it and keep it from coming back at boot.
-  if [ "$redis_was_installed" = false ]; then
+  # The tests start their own redis-server on free ports, and need only promtool from the
+  # prometheus package. A Redis on 6379 or a Prometheus on 9090 that a postinst just started would
+  # only waste memory (and the port), so stop each and keep it from coming back at boot.
+  for service in "${fresh_services[@]}"; do
     if command -v service >/dev/null 2>&1; then
-      "${sudo[@]}" service redis-server stop >/dev/null 2>&1 || true
+      "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
     fi
     if command -v update-rc.d >/dev/null 2>&1; then
-      "${sudo[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
+      "${sudo[@]}" update-rc.d "$service" disable >/dev/null 2>&1 || true
     fi
     if command -v systemctl >/dev/null 2>&1; then
-      "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+      "${sudo[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
     fi
-  fi
+  done
 else
   echo "install-test-deps.sh: Debian packages already installed"
 fi
