@@ -2,7 +2,8 @@
 // clients act: a touch (FindMissingBlobs, GetActionResult, Read) between selection and condemn,
 // lookups and reads during the delete window, a re-upload whose PutObject lands after the DELETE,
 // a write in flight, a collector that dies after selecting, after condemning or after deleting,
-// one that stalls after condemning, and one that lost its lock. After each, the invariant holds:
+// the scrubber condemning the same blob, a collector that stalls after condemning, a second
+// collector (in-process and `tessera gc`, exit code 4), and one that lost its lock. After each, the invariant holds:
 // every commit entry has an object of its size, and what a client was told is present is readable.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { status } from '@grpc/grpc-js';
 import { CollectorBusyError, CollectorFencedError } from '../../src/gc/collector.ts';
 import { createMaintenanceMetrics } from '../../src/gc/gc-metrics.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import { runAdmin } from '../support/admin-cli.ts';
 import {
   blobName,
   codeOf,
@@ -27,15 +29,16 @@ import {
   TEST_LEASE_MS,
 } from '../support/maintenance.ts';
 import { type Rig, startRig } from '../support/rig.ts';
-import { getServices } from '../support/services/index.ts';
+import { getServices, type TestServices } from '../support/services/index.ts';
 
 const EXPIRED = 2 * TEST_LEASE_MS;
 
 describe('garbage collection', () => {
+  let services: TestServices;
   let rig: Rig;
   let gc: Maintenance;
   before(async () => {
-    const services = await getServices();
+    services = await getServices();
     rig = await startRig({
       s3: services.s3,
       redisUrl: services.redisUrl,
@@ -264,6 +267,40 @@ describe('garbage collection', () => {
     assert.ok((await rig.client.read(blobName(blob.digest))).data.equals(blob.data));
   });
 
+  it('leaves alone a blob the scrubber condemned between selection and condemn', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const member = gc.member(blob.digest);
+    const gate = gateAt('selected', member);
+    const collecting = gc.collector({}, gate.pause).collect();
+    await gate.reached;
+
+    // What the scrubber does to a corrupt blob, stopped before its DELETE.
+    const scrubbed = (await gc.index.script(
+      'condemn',
+      gc.index.entryKeyOf(member),
+      gc.index.leaseKey,
+      gc.index.bytesKey,
+      gc.index.intentKeyOf(member),
+      gc.index.tombstoneKeyOf(member),
+      `${gc.index.prefix}gc:lock`,
+      member,
+      '*',
+      'scrubber-token',
+      5_000,
+      '',
+      0,
+    )) as [number, number];
+    assert.deepEqual(scrubbed, [1, blob.data.length]);
+    gate.release();
+    const report = await collecting;
+
+    assert.equal(report.keptBecause.condemned, 1);
+    assert.equal(report.deleted.length, 0);
+    assert.equal(await rig.redis.get(gc.index.tombstoneKeyOf(member)), 'scrubber-token');
+    await rig.redis.del(gc.index.tombstoneKeyOf(member));
+  });
+
   it('does not send a DELETE once the tombstone may have expired', async () => {
     const blob = await upload();
     await gc.age(blob.digest, EXPIRED);
@@ -285,6 +322,9 @@ describe('garbage collection', () => {
   it('runs one collector at a time, and stops one that lost its lock', async () => {
     await rig.redis.set(`tessera-test:${rig.prefix}gc:lock`, 'someone-else', 'PX', 5_000);
     await assert.rejects(gc.collector().collect(), CollectorBusyError);
+    const busy = runAdmin(rig, services, ['gc']);
+    assert.equal(busy.status, 4, busy.stderr);
+    assert.match(busy.stderr, /another collector/);
     await rig.redis.del(`tessera-test:${rig.prefix}gc:lock`);
 
     const blob = await upload();
