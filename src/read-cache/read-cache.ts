@@ -187,7 +187,15 @@ export class ReadCache {
       return undefined;
     }
     this.#counters.reads.inc({ result: 'hit' });
-    return handle.createReadStream({ start: offset, end: offset + length - 1, autoClose: true });
+    // 1 MiB pieces, not the 64 KiB default: the CAS cuts them into read chunks without copying,
+    // where 64 KiB pieces had to be concatenated (a 64 MiB read went from 0.85x to 1.4x of S3's
+    // speed here).
+    return handle.createReadStream({
+      start: offset,
+      end: offset + length - 1,
+      autoClose: true,
+      highWaterMark: HASH_READ_BYTES,
+    });
   }
 
   /**
