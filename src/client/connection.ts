@@ -347,7 +347,7 @@ function toInstance(instance: string): string {
 
 /** Where compression was asked for, and the server's capabilities allow it. */
 interface ZstdUse {
-  /** compressed-blobs/zstd ByteStream reads and writes: the server lists ZSTD in its compressors. */
+  /** compressed-blobs/zstd ByteStream reads and writes: ZSTD is in its compressors. */
   readonly stream: boolean;
   /** zstd entries in BatchUpdateBlobs: ZSTD is in its batch update compressors. */
   readonly batchUpdate: boolean;
