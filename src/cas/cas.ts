@@ -205,6 +205,17 @@ export class Cas {
    * byte of a corrupt blob, and a blob of one chunk is refused before anything is sent.
    */
   async *read(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer> {
+    for await (const pieces of this.readPieces(digest, offset, limit)) {
+      yield pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+    }
+  }
+
+  /**
+   * `read`, with each chunk left as the pieces the store delivered, for a caller that copies them
+   * into a message of its own anyway (ByteStream Read): joining them first would copy every byte
+   * once more, and allocate as much again for the garbage collector to reclaim.
+   */
+  async *readPieces(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer[]> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
       throw outOfRange(`read offset ${offset} is outside blob ${formatDigest(digest)}`);
     }
@@ -221,7 +232,7 @@ export class Cas {
     const hasher = verify ? await createHasher(digest.fn) : undefined;
     const chunkBytes = this.#options.readChunkBytes;
     let delivered = 0;
-    let held: Buffer | undefined;
+    let held: Buffer[] | undefined;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     try {
@@ -238,10 +249,10 @@ export class Cas {
           const take = chunkBytes - pendingBytes;
           pending.push(chunk.subarray(0, take));
           chunk = chunk.subarray(take);
-          const out = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+          const out = pending;
           pending = [];
           pendingBytes = 0;
-          delivered += out.length;
+          delivered += chunkBytes;
           if (hasher) {
             if (held) yield held;
             held = out;
@@ -269,8 +280,7 @@ export class Cas {
     }
     if (hasher) await this.#assertIntact(digest, hasher);
     if (held) yield held;
-    if (pendingBytes > 0)
-      yield pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
+    if (pendingBytes > 0) yield pending;
   }
 
   /** The store's read, or on a miss a read-through from peer regions and then the store's read. */

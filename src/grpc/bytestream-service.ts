@@ -31,10 +31,10 @@ import type {
   QueryWriteStatusRequest,
   QueryWriteStatusResponse,
   ReadRequest,
-  ReadResponse,
   WriteRequest,
   WriteResponse,
 } from './messages.ts';
+import type { OutgoingReadResponse } from './read-response.ts';
 import {
   type BlobResource,
   parseReadResourceName,
@@ -56,7 +56,7 @@ export function createByteStreamService(
         transfer: 'download',
         instance: (request: ReadRequest) => parseReadResourceName(request.resourceName).instance,
       },
-      async (call: ServerWritableStream<ReadRequest, ReadResponse>) => {
+      async (call: ServerWritableStream<ReadRequest, OutgoingReadResponse>) => {
         const { resourceName, readOffset, readLimit } = call.request;
         const resource = parseReadResourceName(resourceName);
         annotate(call, { digest: formatDigest(resource.digest) });
@@ -67,15 +67,22 @@ export function createByteStreamService(
           );
         }
         assertSupportedCompressor(resource);
-        const plain = cas.read(resource.digest, readOffset, readLimit);
-        // read_offset counts uncompressed bytes; the reply is one zstd frame of the rest.
-        const chunks =
-          resource.compressor === 'zstd'
-            ? compressStream(plain, Math.max(0, resource.digest.size - readOffset))
-            : plain;
-        for await (const data of chunks) {
+        if (resource.compressor === 'zstd') {
+          const plain = cas.read(resource.digest, readOffset, readLimit);
+          // read_offset counts uncompressed bytes; the reply is one zstd frame of the rest.
+          const rest = Math.max(0, resource.digest.size - readOffset);
+          for await (const data of compressStream(plain, rest)) {
+            if (!(await sendWithBackpressure(call, { data }))) return;
+            countSent(call, data.length);
+          }
+          return;
+        }
+        // Each chunk goes out as the pieces S3 delivered; read-response.ts joins them.
+        for await (const data of cas.readPieces(resource.digest, readOffset, readLimit)) {
           if (!(await sendWithBackpressure(call, { data }))) return;
-          countSent(call, data.length);
+          let bytes = 0;
+          for (const piece of data) bytes += piece.length;
+          countSent(call, bytes);
         }
       },
     ),

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { withReadResponseEncoder } from './read-response.ts';
 import { decodingNeverThrows } from './undecodable.ts';
 
 export type * from './messages.ts';
@@ -66,7 +67,9 @@ const REAPI_V2 = 'build.bazel.remote.execution.v2';
 export const capabilitiesService = serviceDefinition(`${REAPI_V2}.Capabilities`);
 export const casService = serviceDefinition(`${REAPI_V2}.ContentAddressableStorage`);
 export const actionCacheService = serviceDefinition(`${REAPI_V2}.ActionCache`);
-export const byteStreamService = serviceDefinition('google.bytestream.ByteStream');
+export const byteStreamService = withReadResponseEncoder(
+  serviceDefinition('google.bytestream.ByteStream'),
+);
 export const fetchService = serviceDefinition('build.bazel.remote.asset.v1.Fetch');
 export const pushService = serviceDefinition('build.bazel.remote.asset.v1.Push');
 export const healthService = serviceDefinition('grpc.health.v1.Health');
