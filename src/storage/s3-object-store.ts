@@ -25,6 +25,7 @@ import { unavailable } from '../cas/errors.ts';
 import type { Settings } from '../config/schema.ts';
 import {
   type AbandonedUploadHandler,
+  BODY_READ_BYTES,
   type CompletedPart,
   describeS3Error,
   isRetryable,
@@ -165,7 +166,10 @@ export class S3ObjectStore {
           new PutObjectCommand({
             Bucket: this.#settings.bucket,
             Key: key,
-            Body: digest.size === 0 ? new Uint8Array(0) : (inMemory ?? createReadStream(path)),
+            Body:
+              digest.size === 0
+                ? new Uint8Array(0)
+                : (inMemory ?? createReadStream(path, { highWaterMark: BODY_READ_BYTES })),
             ContentLength: digest.size,
           }),
         );
