@@ -15,7 +15,7 @@ import { RedisCommitIndex, TOMBSTONE_MAX_LIFE_MS } from './commit-index/redis-co
 import { defaultStagingDir, isCloudMode, type Settings } from './config/schema.ts';
 import { DirectoryStore } from './embedded/directory-store.ts';
 import { Collector, collectorSettingsFrom } from './gc/collector.ts';
-import { createMaintenanceMetrics } from './gc/gc-metrics.ts';
+import { createMaintenanceMetrics, registerGcBudgetGauge } from './gc/gc-metrics.ts';
 import { CollectorSchedule } from './gc/scheduler.ts';
 import { bindServer, createGrpcServer, shutdownServer } from './grpc/server.ts';
 import {
@@ -25,6 +25,7 @@ import {
   registerCommitEntryGauge,
   registerCommittedGauges,
   registerStagingGauges,
+  registerUploadSessionGauges,
 } from './observability/backend-metrics.ts';
 import { armCrashPoints } from './observability/crash-points.ts';
 import { type HttpServer, startHttpServer } from './observability/http-server.ts';
@@ -118,6 +119,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     settings.uploadIdleTimeoutSeconds * 1000,
     settings.maxConcurrentUploads,
   );
+  registerUploadSessionGauges(metrics, uploads);
   const server = createGrpcServer({
     cas,
     uploads,
@@ -236,6 +238,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
     log,
   );
   const maintenance = createMaintenanceMetrics(metrics);
+  registerGcBudgetGauge(metrics, settings.gcBudgetBytes);
   const collector = new Collector(index, objects, collectorSettingsFrom(settings, false), log, {
     metrics: maintenance,
   });

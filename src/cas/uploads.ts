@@ -99,6 +99,20 @@ export class UploadRegistry {
     return this.#sessions.size;
   }
 
+  /** The most sessions that may exist at once (max_concurrent_uploads), parked ones included. */
+  get maxSessions(): number {
+    return this.#maxSessions;
+  }
+
+  /**
+   * Sessions now, as they count against `maxSessions`: `writing` have a Write attached or are
+   * being opened (never evicted), `parked` wait for a resume (evicted first when full).
+   */
+  sessionCounts(): { writing: number; parked: number } {
+    const parked = this.#parked.size;
+    return { writing: this.#sessions.size - parked + this.#opening, parked };
+  }
+
   /** The session for this upload, created or resumed if need be, owned by the caller from now. */
   async acquire(upload: UploadIdentity): Promise<Lease> {
     const key = keyOf(upload);

@@ -68,3 +68,18 @@ export function createMaintenanceMetrics(metrics: Metrics): MaintenanceMetrics {
     }),
   };
 }
+
+/**
+ * tessera_gc_budget_bytes: gc_budget_bytes, so alert rules compare tessera_committed_bytes with
+ * the configured budget instead of a number copied into them. S3 mode only, where it applies.
+ */
+export function registerGcBudgetGauge(metrics: Metrics, budgetBytes: number): void {
+  metrics
+    .gauge({
+      name: 'tessera_gc_budget_bytes',
+      help:
+        'gc_budget_bytes: the collector evicts least recently used blobs while ' +
+        'tessera_committed_bytes is above it (0: no budget)',
+    })
+    .set(budgetBytes);
+}

@@ -1,12 +1,14 @@
 // Metrics about the backends, recorded where every caller passes: an S3 client middleware (so each
 // SDK command is timed, whoever sends it: reads, writes, multipart parts, the janitor, GC) and a
 // wrapper around one ioredis client's sendCommand (every command, pipelined ones included). Also
-// the gauges read on scrape: staging space, the commit-entry count and committed bytes.
+// the gauges read on scrape: staging space, upload sessions, the commit-entry count and committed
+// bytes.
 import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
+import type { UploadRegistry } from '../cas/uploads.ts';
 import type { StagingBudget } from '../staging/budget.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -92,6 +94,35 @@ export function registerStagingGauges(metrics: Metrics, budget: StagingBudget): 
     help: 'staging_max_bytes: the most uploads may reserve (0: no limit but the disk)',
     collect() {
       this.set(budget.maxBytes);
+    },
+  });
+}
+
+/**
+ * tessera_upload_sessions{state} and tessera_upload_sessions_limit, read on scrape: how close the
+ * replica is to refusing new uploads with RESOURCE_EXHAUSTED (writing sessions at the limit).
+ */
+export function registerUploadSessionGauges(
+  metrics: Metrics,
+  uploads: Pick<UploadRegistry, 'maxSessions' | 'sessionCounts'>,
+): void {
+  metrics.gauge({
+    name: 'tessera_upload_sessions',
+    help:
+      'ByteStream upload sessions by state: writing (a Write attached; never evicted) or ' +
+      'parked (waiting for a resume; evicted first when the limit is reached)',
+    labelNames: ['state'],
+    collect() {
+      const { writing, parked } = uploads.sessionCounts();
+      this.set({ state: 'writing' }, writing);
+      this.set({ state: 'parked' }, parked);
+    },
+  });
+  metrics.gauge({
+    name: 'tessera_upload_sessions_limit',
+    help: 'max_concurrent_uploads: the most upload sessions, parked ones included',
+    collect() {
+      this.set(uploads.maxSessions);
     },
   });
 }

@@ -174,6 +174,13 @@ describe('GET /metrics', () => {
     assert.ok((sampleValue(samples, 'tessera_commit_entries_age_seconds') ?? -1) >= 0);
   });
 
+  it('reports the default limits, and no upload session left once every Write finished', () => {
+    assert.equal(sampleValue(samples, 'tessera_upload_sessions_limit'), 256);
+    assert.equal(sampleValue(samples, 'tessera_upload_sessions', { state: 'writing' }), 0);
+    assert.equal(sampleValue(samples, 'tessera_upload_sessions', { state: 'parked' }), 0);
+    assert.equal(sampleValue(samples, 'tessera_gc_budget_bytes'), 0);
+  });
+
   it('includes the process metrics', () => {
     assert.ok((sampleValue(samples, 'process_cpu_user_seconds_total') ?? 0) > 0);
     assert.ok(sampleValue(samples, 'nodejs_heap_size_used_bytes') !== undefined);
