@@ -131,26 +131,37 @@ export class RedisCommitIndex {
    * is renewed before the entry is read, so a blob reported present was touched before any
    * collector could compare its lease: that collector keeps it. Entries from before leases were
    * tracked are adopted in a second round trip, once each.
+   *
+   * Three commands whatever the number of digests (which leases exist, renew them, read the
+   * entries): FindMissingBlobs of 10,000 digests as two commands each cost Redis and the
+   * client's reply parsing several times the round trip itself.
    */
   async lookup(digests: readonly Digest[]): Promise<(number | undefined)[]> {
     if (digests.length === 0) return [];
     const now = Date.now();
+    const members = digests.map((digest) => this.memberOf(digest));
     const pipeline = this.redis.pipeline();
-    for (const digest of digests) {
-      pipeline.zadd(this.leaseKey, 'XX', 'CH', now, this.memberOf(digest));
-      pipeline.get(this.blobKey(digest));
-    }
+    pipeline.zmscore(this.leaseKey, ...members);
+    pipeline.zadd(this.leaseKey, 'XX', ...members.flatMap((member) => [now, member]));
+    pipeline.mget(...digests.map((digest) => this.blobKey(digest)));
     const replies = await this.#run('look up commits', () => pipeline.exec());
+    for (const [error] of replies ?? [[new Error('no reply')]]) {
+      if (error) throw unavailable(`commit index lookup failed: ${error.message}`, error);
+    }
+    const leases = (replies?.[0]?.[1] ?? []) as (string | null)[];
+    const values = (replies?.[2]?.[1] ?? []) as (string | null)[];
+    if (leases.length !== digests.length || values.length !== digests.length) {
+      throw unavailable(
+        `commit index lookup returned ${values.length} entries for ${digests.length} digests`,
+      );
+    }
     const untracked: Digest[] = [];
     const sizes = digests.map((digest, i) => {
-      const [touchError, touched] = replies?.[2 * i] ?? [new Error('no reply'), null];
-      const [error, value] = replies?.[2 * i + 1] ?? [new Error('no reply'), null];
-      const failure = touchError ?? error;
-      if (failure) throw unavailable(`commit index lookup failed: ${failure.message}`, failure);
+      const value = values[i];
       if (typeof value !== 'string') return undefined;
       const size = Number(value);
       if (size !== digest.size) return undefined;
-      if (touched === 0) untracked.push(digest);
+      if (leases[i] === null) untracked.push(digest);
       return size;
     });
     if (untracked.length > 0) {
