@@ -6,6 +6,9 @@
 // - a 64 MiB blob read through ByteStream (MB/s), and 200 blobs of 64 KiB read one after another
 //   (reads per second): large reads are bound by the hash check and the disk, small ones by the
 //   S3 round trip the tier saves.
+// - the warm Bazel build again with S3 behind a TCP proxy that delays every packet by
+//   REMOTE_DELAY_MS each way, as an S3 in another building or region would: what the tier buys
+//   where S3 is not on loopback.
 // It also measures zstd on build outputs (bench/compression.ts). `npm run bench` runs it as the
 // `read-tier` scenario and appends its section to bench/RESULTS.md.
 import { createHash, randomBytes } from 'node:crypto';
@@ -15,6 +18,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseProcessSummary, prepareWorkspace, runBazel } from '../test/support/bazel.ts';
 import { connect, digestOf, type TestClient, uploadName } from '../test/support/client.ts';
 import type { RunningServices } from '../test/support/services/index.ts';
+import { startTcpProxy } from '../test/support/tcp-proxy.ts';
 import { startTessera, type TesseraProcess } from '../test/support/tessera.ts';
 import { measureCompression, renderCompression } from './compression.ts';
 import { MIB } from './measure.ts';
@@ -27,6 +31,8 @@ const SMALL_COUNT = 200;
 const SMALL_BYTES = 64 * 1024;
 const CACHE_BYTES = 1024 * MIB;
 const FILL_DEADLINE_MS = 60_000;
+/** Each way, so 2x this is added to every S3 round trip: a nearby region, not the same host. */
+const REMOTE_DELAY_MS = 5;
 
 export interface ReadTierContext {
   readonly running: RunningServices;
@@ -41,20 +47,28 @@ interface Server {
   readonly client: TestClient;
 }
 
-async function startServer(ctx: ReadTierContext, label: 'off' | 'on'): Promise<Server> {
+/** Where the servers' S3 requests go: straight to RGW, or through the delaying proxy. */
+type Link = 'loopback' | 'remote';
+
+async function startServer(
+  ctx: ReadTierContext,
+  label: 'off' | 'on',
+  link: Link = 'loopback',
+  endpoint = ctx.running.services.s3.endpoint,
+): Promise<Server> {
   const { s3, redisUrl } = ctx.running.services;
   const process = await startTessera({
     env: {
-      TESSERA_S3_ENDPOINT: s3.endpoint,
+      TESSERA_S3_ENDPOINT: endpoint,
       TESSERA_S3_BUCKET: s3.bucket,
       TESSERA_S3_REGION: s3.region,
       TESSERA_S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
       TESSERA_S3_PREFIX: `${ctx.runPrefix}/read-tier/`,
       TESSERA_REDIS_URL: redisUrl,
       TESSERA_REDIS_PREFIX: `${ctx.runPrefix}:read-tier:`,
-      TESSERA_STAGING_DIR: join(ctx.tmpDir, `read-tier-${label}-staging`),
+      TESSERA_STAGING_DIR: join(ctx.tmpDir, `read-tier-${link}-${label}-staging`),
       TESSERA_READ_CACHE_BYTES: label === 'on' ? String(CACHE_BYTES) : '0',
-      TESSERA_READ_CACHE_DIR: cacheDir(ctx),
+      TESSERA_READ_CACHE_DIR: cacheDir(ctx, link),
       AWS_ACCESS_KEY_ID: s3.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
       TESSERA_LOG_LEVEL: 'info',
@@ -63,7 +77,8 @@ async function startServer(ctx: ReadTierContext, label: 'off' | 'on'): Promise<S
   return { label, process, client: connect(process.address) };
 }
 
-const cacheDir = (ctx: ReadTierContext) => join(ctx.tmpDir, 'read-tier-cache');
+const cacheDir = (ctx: ReadTierContext, link: Link = 'loopback') =>
+  join(ctx.tmpDir, `read-tier-cache-${link}`);
 
 async function readAll(client: TestClient, hash: string, size: number): Promise<string> {
   const { data } = await client.read(`blobs/${hash}/${size}`);
@@ -109,23 +124,51 @@ export async function runReadTierBench(ctx: ReadTierContext): Promise<string> {
       };
       const cold = await build(off);
       notes.push(`cold build: ${cold.summary.total} processes, ${cold.seconds.toFixed(1)} s`);
-      for (const server of [on, on, off]) await build(server);
-      const primed = (await readdir(cacheDir(ctx))).filter((n) => !n.endsWith('.tmp')).length;
-      notes.push(`copies in the read tier after two warm builds through it: ${primed}`);
-      const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
-      let hits = '';
-      for (let trial = 0; trial < BAZEL_TRIALS; trial++) {
-        for (const server of trial % 2 === 0 ? servers : [...servers].reverse()) {
-          const warm = await build(server);
-          times[server.label].push(warm.seconds);
-          hits = `${warm.summary.remoteCacheHits} remote cache hits, ${warm.summary.executed} run`;
-          ctx.progress(
-            `read tier: warm bazel build, tier ${server.label}: ${warm.seconds.toFixed(2)} s`,
-          );
+      /** Primes `pair`'s tier with two builds, then times warm builds on both, alternating. */
+      const warmBuilds = async (pair: readonly Server[], link: Link) => {
+        for (const server of [...pair, ...pair]) await build(server);
+        const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
+        let hits = '';
+        for (let trial = 0; trial < BAZEL_TRIALS; trial++) {
+          for (const server of trial % 2 === 0 ? pair : [...pair].reverse()) {
+            const warm = await build(server);
+            times[server.label].push(warm.seconds);
+            hits = `${warm.summary.remoteCacheHits} remote cache hits, ${warm.summary.executed} run`;
+            ctx.progress(
+              `read tier: warm bazel build, S3 ${link}, tier ${server.label}: ` +
+                `${warm.seconds.toFixed(2)} s`,
+            );
+          }
         }
+        const primed = (await readdir(cacheDir(ctx, link))).filter((n) => !n.endsWith('.tmp'));
+        notes.push(`S3 ${link}: ${primed.length} copies in the read tier; ${hits} (last trial)`);
+        return times;
+      };
+      const loopbackTimes = await warmBuilds(servers, 'loopback');
+      rows.push(row('warm Bazel build after `bazel clean` (s, lower is better)', loopbackTimes, 1));
+
+      const proxy = await startTcpProxy(new URL(ctx.running.services.s3.endpoint).host);
+      proxy.setMode({ kind: 'latency', ms: REMOTE_DELAY_MS });
+      const remote: Server[] = [];
+      try {
+        for (const label of ['off', 'on'] as const) {
+          remote.push(await startServer(ctx, label, 'remote', `http://${proxy.address}`));
+        }
+        const remoteTimes = await warmBuilds(remote, 'remote');
+        rows.push(
+          row(
+            `the same, S3 ${2 * REMOTE_DELAY_MS} ms further away (s, lower is better)`,
+            remoteTimes,
+            1,
+          ),
+        );
+      } finally {
+        for (const server of remote) {
+          server.client.close();
+          await server.process.stop();
+        }
+        await proxy.close();
       }
-      notes.push(`warm builds: ${hits} (last trial)`);
-      rows.push(row('warm Bazel build after `bazel clean` (s, lower is better)', times, 1));
     } finally {
       await ws.cleanup();
     }
@@ -188,7 +231,9 @@ export async function runReadTierBench(ctx: ReadTierContext): Promise<string> {
     'Two Tessera servers on the same bucket and Redis, one with the read tier on ' +
       `(TESSERA_READ_CACHE_BYTES=${CACHE_BYTES / MIB} MiB, admit after 2 reads), primed until ` +
       `every blob read had a copy; ${BAZEL_TRIALS} trials of the build and ${TRIALS} of the ` +
-      'reads, alternating which server goes first. Medians; ' +
+      'reads, alternating which server goes first. The second build row uses a second pair ' +
+      `whose S3 requests pass a TCP proxy delaying every packet by ${REMOTE_DELAY_MS} ms each ` +
+      'way. Medians; ' +
       'the ratio is on over off per trial, then its median.',
     '',
     '| what | tier off | tier on | on / off |',
