@@ -23,12 +23,23 @@ export interface MaintenanceMetrics {
 }
 
 export function createMaintenanceMetrics(metrics: Metrics): MaintenanceMetrics {
+  const collections = metrics.counter({
+    name: 'tessera_gc_collections_total',
+    help: 'Garbage collections by outcome (done, busy: another replica held the lock, failed)',
+    labelNames: ['outcome'],
+  });
+  const quarantined = metrics.counter({
+    name: 'tessera_scrub_quarantined_total',
+    help: 'Committed blobs found corrupt or missing and quarantined, by reason',
+    labelNames: ['reason'],
+  });
+  // Exported at 0 from the start: the alerts take increase() of these, which needs a sample from
+  // before the first event, so a series born at 1 would hide the first failure or corruption.
+  for (const outcome of ['done', 'busy', 'failed']) collections.inc({ outcome }, 0);
+  for (const reason of ['mismatch', 'size', 'missing']) quarantined.inc({ reason }, 0);
+
   return {
-    collections: metrics.counter({
-      name: 'tessera_gc_collections_total',
-      help: 'Garbage collections by outcome (done, busy: another replica held the lock, failed)',
-      labelNames: ['outcome'],
-    }),
+    collections,
     deletedObjects: metrics.counter({
       name: 'tessera_gc_deleted_objects_total',
       help: 'Objects deleted from the bucket, by reason (expired, evicted, orphan, corrupt)',
@@ -56,11 +67,7 @@ export function createMaintenanceMetrics(metrics: Metrics): MaintenanceMetrics {
       name: 'tessera_scrub_bytes_total',
       help: 'Bytes the scrubber re-hashed',
     }),
-    quarantined: metrics.counter({
-      name: 'tessera_scrub_quarantined_total',
-      help: 'Committed blobs found corrupt or missing and quarantined, by reason',
-      labelNames: ['reason'],
-    }),
+    quarantined,
     reindexed: metrics.counter({
       name: 'tessera_reindex_objects_total',
       help: 'Objects reindex examined, by outcome (committed, present, corrupt, lost)',

@@ -83,12 +83,15 @@ export class ReadCache {
 
   /** Registers the tier's counters and gauges (docs/ARCHITECTURE.md, "Local read tier"). */
   #instrument(metrics: Metrics): void {
+    const reads = metrics.counter({
+      name: 'tessera_read_cache_reads_total',
+      help: 'Reads of committed blobs by whether the read tier served them',
+      labelNames: ['result'],
+    });
+    // At 0 from the start, so an alert's increase() sees the first corrupt copy too.
+    for (const result of ['hit', 'miss', 'corrupt']) reads.inc({ result }, 0);
     this.#counters = {
-      reads: metrics.counter({
-        name: 'tessera_read_cache_reads_total',
-        help: 'Reads of committed blobs by whether the read tier served them',
-        labelNames: ['result'],
-      }),
+      reads,
       fills: metrics.counter({
         name: 'tessera_read_cache_fills_total',
         help: 'Copies the read tier tried to fill, by outcome',

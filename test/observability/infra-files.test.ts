@@ -162,6 +162,26 @@ describe('infra/ files', () => {
       assert.deepEqual(unknown, [], 'names used in infra/ but not exported');
     });
 
+    it('every series an alert takes increase() of is exported before its first event', () => {
+      // increase() needs a sample from before the event: a series born at 1 hides the first one.
+      const selectors = alerts.flatMap((rule) => [
+        ...rule.expr.matchAll(/increase\((tessera_[a-z0-9_]+)\{([^}]*)\}/g),
+      ]);
+      assert.ok(selectors.length >= 3, `${selectors.length} increase() selectors found`);
+      const lines = scrape.split('\n');
+      for (const [, name, matchers] of selectors) {
+        const wanted = [...(matchers ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)]
+          .filter(([, label]) => label !== 'job')
+          .map(([, label, value]) => `${label}="${value}"`);
+        const found = lines.some(
+          (line) =>
+            (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) &&
+            wanted.every((matcher) => line.includes(matcher)),
+        );
+        assert.ok(found, `${name}{${wanted.join(', ')}} is in the scrape before any event`);
+      }
+    });
+
     it("Tessera's own metrics pass promtool check metrics", () => {
       const checked = spawnSync('promtool', ['check', 'metrics'], {
         input: scrape,
