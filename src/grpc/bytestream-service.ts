@@ -22,8 +22,8 @@ import {
   clientStreaming,
   countReceived,
   countSent,
+  createBoundedSender,
   type RpcContext,
-  sendWithBackpressure,
   serverStreaming,
   unary,
 } from './handlers.ts';
@@ -41,6 +41,13 @@ import {
   parseWriteResourceName,
   type UploadResource,
 } from './resource-name.ts';
+
+/**
+ * Read chunks handed to gRPC and not yet sent, per call: with 256 KiB chunks, 1 MiB, the window a
+ * client typically grants. Bounds the memory of many reads at once, where grpc-js alone queues
+ * 16 chunks (4 MiB) per call.
+ */
+const MAX_UNSENT_READ_CHUNKS = 4;
 
 export function createByteStreamService(
   cas: Cas,
@@ -67,19 +74,20 @@ export function createByteStreamService(
           );
         }
         assertSupportedCompressor(resource);
+        const send = createBoundedSender(call, MAX_UNSENT_READ_CHUNKS);
         if (resource.compressor === 'zstd') {
           const plain = cas.read(resource.digest, readOffset, readLimit);
           // read_offset counts uncompressed bytes; the reply is one zstd frame of the rest.
           const rest = Math.max(0, resource.digest.size - readOffset);
           for await (const data of compressStream(plain, rest)) {
-            if (!(await sendWithBackpressure(call, { data }))) return;
+            if (!(await send({ data }))) return;
             countSent(call, data.length);
           }
           return;
         }
         // Each chunk goes out as the pieces S3 delivered; read-response.ts joins them.
         for await (const data of cas.readPieces(resource.digest, readOffset, readLimit)) {
-          if (!(await sendWithBackpressure(call, { data }))) return;
+          if (!(await send({ data }))) return;
           let bytes = 0;
           for (const piece of data) bytes += piece.length;
           countSent(call, bytes);

@@ -301,6 +301,45 @@ function withCaller(log: Logger, caller: Caller): Logger {
 }
 
 /**
+ * A sender for a long server stream that keeps at most `maxUnsent` messages inside grpc-js and
+ * HTTP/2 at a time: grpc-js buffers 16 messages before `write` returns false, which for a
+ * ByteStream Read of 256 KiB chunks is 4 MiB per call while the client's window is full, and
+ * 128 MiB for 32 such reads. Each send resolves false once the client has gone away.
+ */
+export function createBoundedSender<Res>(
+  call: ServerWritableStream<unknown, Res>,
+  maxUnsent: number,
+): (message: Res) => Promise<boolean> {
+  const unsent: { sent: boolean; done: Promise<void> }[] = [];
+  // A cancelled call drops its queued messages without calling their callbacks.
+  const gone = new Promise<void>((resolve) => {
+    call.once('cancelled', () => resolve());
+    call.once('close', () => resolve());
+  });
+  const dropSent = () => {
+    while (unsent[0]?.sent) unsent.shift();
+  };
+  return async (message) => {
+    if (call.cancelled || call.destroyed) return false;
+    const entry = { sent: false, done: Promise.resolve() };
+    entry.done = new Promise<void>((resolve) => {
+      call.write(message, () => {
+        entry.sent = true;
+        resolve();
+      });
+    });
+    unsent.push(entry);
+    dropSent();
+    while (unsent.length >= maxUnsent) {
+      await Promise.race([(unsent[0] as (typeof unsent)[number]).done, gone]);
+      if (call.cancelled || call.destroyed) return false;
+      dropSent();
+    }
+    return true;
+  };
+}
+
+/**
  * Sends one message on a server stream, waiting while the client's window is full. Resolves false
  * when the client has gone away (the caller should stop producing).
  */
