@@ -3,6 +3,7 @@
 // them down in order.
 
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import type { AssetStore } from './asset/asset-store.ts';
 import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
 import { RedisAssetStore } from './asset/redis-asset-store.ts';
@@ -42,6 +43,7 @@ import { ReadCache } from './read-cache/read-cache.ts';
 import { ReadThroughActionCache } from './regions/action-results.ts';
 import { createPeerClient } from './regions/peer-client.ts';
 import { ReadThrough } from './regions/read-through.ts';
+import { Replication } from './regions/replication.ts';
 import { Scrubber } from './repair/scrub.ts';
 import { ScrubSchedule } from './repair/scrub-schedule.ts';
 import { StagingBudget } from './staging/budget.ts';
@@ -81,7 +83,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
   const metrics = createMetrics();
-  const { backend, assets, janitor, collection, scrubbing, probes } = await createBackend(
+  const { backend, assets, janitor, collection, scrubbing, probes, redis } = await createBackend(
     settings,
     log,
     metrics,
@@ -94,10 +96,15 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const shuttingDown = new AbortController();
   const stagingBudget = new StagingBudget(settings.stagingMaxBytes);
   registerStagingGauges(metrics, stagingBudget);
-  const readThrough = new ReadThrough(
-    settings.peers.map((peer) => createPeerClient(peer, settings.region, settings.peerTimeoutMs)),
-    { timeoutMs: settings.peerTimeoutMs, log: log.child({ region: settings.region }) },
+  const peers = settings.peers.map((peer) =>
+    createPeerClient(peer, settings.region, settings.peerTimeoutMs),
   );
+  const regionLog = log.child({ region: settings.region });
+  const readThrough = new ReadThrough(peers, { timeoutMs: settings.peerTimeoutMs, log: regionLog });
+  const replication =
+    settings.replication === 'on' && redis !== undefined && peers.length > 0
+      ? new Replication(redis, settings.redisPrefix, regionLog)
+      : undefined;
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
@@ -105,15 +112,14 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     verifyReads: settings.verifyReads,
     log,
     readThrough,
+    onCommitted: replication && ((digest) => replication.recordBlob(digest)),
   });
   readThrough.bind(cas);
-  if (settings.replication === 'on') {
-    // LIMITATION: replication is not in this build yet; peers are reached by read-through only.
-    log.warn('replication=on is not implemented yet; other regions read through on a miss');
-  }
+  const localActions = replication?.recording(backend.actions) ?? backend.actions;
   const actions = readThrough.enabled
-    ? new ReadThroughActionCache(backend.actions, readThrough, cas, log)
-    : backend.actions;
+    ? new ReadThroughActionCache(localActions, readThrough, cas, log)
+    : localActions;
+  replication?.start(peers, cas, backend.actions, metrics);
   const uploads = new UploadRegistry(
     cas,
     settings.uploadIdleTimeoutSeconds * 1000,
@@ -179,6 +185,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       await http?.close();
       access.close();
       await uploads.closeAll();
+      await replication?.stop();
       readThrough.close();
       await janitor?.stop();
       await collection?.stop();
@@ -196,6 +203,8 @@ interface Backends {
   scrubbing?: ScrubSchedule;
   /** What readiness checks: each backend this replica cannot serve without. */
   probes: Probe[];
+  /** The commit index's connection, in S3 mode (the replication log lives there too). */
+  redis?: Redis;
 }
 
 async function createBackend(settings: Settings, log: Logger, metrics: Metrics): Promise<Backends> {
@@ -244,6 +253,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
   });
   return {
     janitor,
+    redis: index.redis,
     probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
     collection: new CollectorSchedule(collector, settings.gcIntervalSeconds * 1000, log),
     scrubbing:

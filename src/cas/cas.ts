@@ -41,6 +41,11 @@ export interface CasOptions {
    * verified and committed here before it is reported present or read.
    */
   readonly readThrough?: ReadThrough;
+  /**
+   * Called after each commit this process made (not after one it only waited for), for the
+   * replication log. Must not throw.
+   */
+  readonly onCommitted?: (digest: Digest) => void;
 }
 
 export class Cas {
@@ -195,6 +200,7 @@ export class Cas {
     } finally {
       if (this.#inflight.get(key) === commit) this.#inflight.delete(key);
     }
+    this.#options.onCommitted?.(digest);
   }
 
   /**

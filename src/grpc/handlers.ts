@@ -175,7 +175,7 @@ export function clientStreaming<Req, Res>(
         }
         return response;
       };
-      run().then(
+      runMarked(call.metadata, run).then(
         (response) => {
           finish(record, undefined);
           cb(null, response);

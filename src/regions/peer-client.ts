@@ -5,9 +5,12 @@
 // Every call carries the caller's region in PEER_CALL_HEADER (so the peer answers from its own
 // region only) and, when configured, the peer's bearer token. Every call has a deadline: a lookup
 // the whole `timeoutMs`, a read `timeoutMs` for its first message and for every gap after it.
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import {
   type Client,
   type ClientReadableStream,
+  type ClientWritableStream,
   credentials,
   Metadata,
   makeClientConstructor,
@@ -17,7 +20,12 @@ import {
 import { type Digest, digestKey, formatDigest, toWireDigest } from '../cas/digest.ts';
 import { CasError, unavailable } from '../cas/errors.ts';
 import type { PeerSettings } from '../config/schema.ts';
-import type { ActionResult, FindMissingBlobsResponse, ReadResponse } from '../grpc/messages.ts';
+import type {
+  ActionResult,
+  FindMissingBlobsResponse,
+  ReadResponse,
+  WriteRequest,
+} from '../grpc/messages.ts';
 import { actionCacheService, byteStreamService, casService } from '../grpc/proto.ts';
 import { PEER_CALL_HEADER } from './peer-call.ts';
 
@@ -26,6 +34,9 @@ const LOOKUP_BATCH_DIGESTS = 10_000;
 /** A peer's read chunks are at most 1 MiB; batch answers are not used. */
 const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+const MIB = 1024 * 1024;
+/** Added to every replication write's deadline, whatever the blob's size. */
+const WRITE_FLOOR_MS = 30_000;
 const RECONNECT_BACKOFF_INITIAL_MS = 250;
 const RECONNECT_BACKOFF_MAX_MS = 5_000;
 
@@ -45,6 +56,13 @@ export interface PeerClient {
   read(digest: Digest): AsyncIterable<Buffer>;
   /** The peer's action result (served only when all its outputs are there), or undefined. */
   getActionResult(instance: string, action: Digest): Promise<ActionResult | undefined>;
+  /**
+   * Uploads a blob with ByteStream Write from `source` (exactly digest.size bytes) and resolves
+   * once the peer has committed it.
+   */
+  write(digest: Digest, source: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Stores an action result in the peer, which refuses it unless its outputs are all there. */
+  updateActionResult(instance: string, action: Digest, result: ActionResult): Promise<void>;
   close(): void;
 }
 
@@ -182,6 +200,64 @@ export function createPeerClient(
         if ((error as ServiceError).code === status.NOT_FOUND) return undefined;
         throw peerFailure(peer.name, 'GetActionResult', error);
       }
+    },
+
+    async write(digest, source) {
+      const prefix = casInstance === '' ? '' : `${casInstance}/`;
+      const fnSegment = digest.fn === 'BLAKE3' ? 'blake3/' : '';
+      const name = `${prefix}uploads/${randomUUID()}/blobs/${fnSegment}${digest.hash}/${digest.size}`;
+      // A blob of any size: the deadline allows the lookup deadline plus a floor rate of 1 MiB/s.
+      const deadline = Date.now() + timeoutMs + WRITE_FLOOR_MS + (digest.size / MIB) * 1000;
+      let call: ClientWritableStream<WriteRequest> | undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        const start = byteStream.Write as (
+          metadata: Metadata,
+          options: { deadline: number },
+          callback: (error: ServiceError | null) => void,
+        ) => ClientWritableStream<WriteRequest>;
+        call = start.call(byteStream, metadata(), { deadline }, (error) =>
+          error ? reject(peerFailure(peer.name, 'Write', error)) : resolve(),
+        );
+      });
+      const stream = call as unknown as ClientWritableStream<WriteRequest>;
+      let offset = 0;
+      try {
+        for await (const chunk of source) {
+          const message = {
+            resourceName: offset === 0 ? name : '',
+            writeOffset: offset,
+            data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+            finishWrite: offset + chunk.length === digest.size,
+          };
+          offset += chunk.length;
+          if (!stream.write(message)) await once(stream, 'drain');
+        }
+        if (digest.size === 0) {
+          stream.write({
+            resourceName: name,
+            writeOffset: 0,
+            data: Buffer.alloc(0),
+            finishWrite: true,
+          });
+        }
+        stream.end();
+      } catch (error) {
+        stream.cancel();
+        await done.catch(() => undefined);
+        throw error;
+      }
+      await done;
+    },
+
+    async updateActionResult(instance, action, result) {
+      await unary(actionCache, 'UpdateActionResult', {
+        instanceName: instance,
+        actionDigest: toWireDigest(action),
+        actionResult: result,
+        digestFunction: action.fn,
+      }).catch((error: unknown) => {
+        throw peerFailure(peer.name, 'UpdateActionResult', error);
+      });
     },
 
     close() {
