@@ -25,7 +25,7 @@ import type { PeerClient } from './peer-client.ts';
 /** Failures in a row that make a peer skipped for COOL_DOWN_MS. */
 const FAILURE_THRESHOLD = 3;
 /** How long a failing peer is skipped before one call probes it again. */
-const COOL_DOWN_MS = 10_000;
+export const COOL_DOWN_MS = 10_000;
 /** Blobs fetched at the same time for one call. */
 const FETCH_CONCURRENCY = 8;
 /**
