@@ -35,6 +35,8 @@ const LOOKUP_BATCH_DIGESTS = 10_000;
 const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
+/** A replication write's message data, well under any peer's receive limit. */
+const WRITE_CHUNK_BYTES = MIB;
 /** Added to every replication write's deadline, whatever the blob's size. */
 const WRITE_FLOOR_MS = 30_000;
 const RECONNECT_BACKOFF_INITIAL_MS = 250;
@@ -222,15 +224,20 @@ export function createPeerClient(
       const stream = call as unknown as ClientWritableStream<WriteRequest>;
       let offset = 0;
       try {
-        for await (const chunk of source) {
-          const message = {
-            resourceName: offset === 0 ? name : '',
-            writeOffset: offset,
-            data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength),
-            finishWrite: offset + chunk.length === digest.size,
-          };
-          offset += chunk.length;
-          if (!stream.write(message)) await once(stream, 'drain');
+        for await (const piece of source) {
+          // The store's pieces can be larger than a peer accepts in one message.
+          for (let at = 0; at < piece.byteLength; at += WRITE_CHUNK_BYTES) {
+            const end = Math.min(piece.byteLength, at + WRITE_CHUNK_BYTES);
+            const chunk = Buffer.from(piece.buffer, piece.byteOffset + at, end - at);
+            const message = {
+              resourceName: offset === 0 ? name : '',
+              writeOffset: offset,
+              data: chunk,
+              finishWrite: offset + chunk.length === digest.size,
+            };
+            offset += chunk.length;
+            if (!stream.write(message)) await once(stream, 'drain');
+          }
         }
         if (digest.size === 0) {
           stream.write({
@@ -273,5 +280,11 @@ function peerFailure(peer: string, method: string, error: unknown): CasError {
   const code = (error as Partial<ServiceError>).code;
   const detail = (error as Partial<ServiceError>).details ?? String(error);
   if (code === status.NOT_FOUND) return new CasError('not_found', `peer ${peer}: ${detail}`);
+  if (code === status.INVALID_ARGUMENT || code === status.FAILED_PRECONDITION) {
+    const refused = code === status.INVALID_ARGUMENT ? 'invalid_argument' : 'failed_precondition';
+    return new CasError(refused, `peer region ${peer} refused ${method}: ${detail}`, {
+      cause: error,
+    });
+  }
   return unavailable(`peer region ${peer} failed ${method}: ${detail}`, error);
 }
