@@ -42,6 +42,9 @@ const LAG_LOG_INTERVAL_MS = 30_000;
 const ACTION_RESULT_TYPE = 'build.bazel.remote.execution.v2.ActionResult';
 const TREE_TYPE = 'build.bazel.remote.execution.v2.Tree';
 
+/** Answers that mean the peer will never take this entry, unlike a peer that is down. */
+const REFUSALS: ReadonlySet<string> = new Set(['invalid_argument', 'failed_precondition']);
+
 type StreamEntry = [id: string, fields: string[] | null];
 
 export interface ReplicatorOptions {
@@ -99,16 +102,31 @@ export class Replicator {
     clearTimeout(timer);
   }
 
-  /** Entries of the log this peer has not confirmed yet: never delivered, or pending. */
-  async lag(): Promise<{ lag: number; pending: number } | undefined> {
-    const groups = (await this.#options.admin.call('XINFO', 'GROUPS', this.#options.logKey)) as
-      | unknown[][]
-      | null;
+  /**
+   * Entries of the log this peer has not confirmed yet (never delivered, or pending), and the age
+   * of the oldest of them, from the millisecond time in its stream id.
+   */
+  async lag(): Promise<{ lag: number; pending: number; oldestAgeMs: number } | undefined> {
+    const { admin, logKey } = this.#options;
+    const groups = (await admin.call('XINFO', 'GROUPS', logKey)) as unknown[][] | null;
     for (const group of groups ?? []) {
       const info = new Map<string, unknown>();
       for (let i = 0; i + 1 < group.length; i += 2) info.set(String(group[i]), group[i + 1]);
       if (info.get('name') !== this.#group) continue;
-      return { lag: Number(info.get('lag') ?? 0), pending: Number(info.get('pending') ?? 0) };
+      const lag = Number(info.get('lag') ?? 0);
+      const pending = Number(info.get('pending') ?? 0);
+      const oldest: string[] = [];
+      if (pending > 0) {
+        const [, first] = (await admin.xpending(logKey, this.#group)) as [number, string | null];
+        if (first) oldest.push(first);
+      } else if (lag > 0) {
+        const lastDelivered = String(info.get('last-delivered-id') ?? '0-0');
+        const next = await admin.xrange(logKey, `(${lastDelivered}`, '+', 'COUNT', 1);
+        if (next[0]) oldest.push(next[0][0]);
+      }
+      const oldestAgeMs =
+        oldest[0] === undefined ? 0 : Math.max(0, Date.now() - Number(oldest[0].split('-')[0]));
+      return { lag, pending, oldestAgeMs };
     }
     return undefined;
   }
@@ -208,7 +226,18 @@ export class Replicator {
     const blobs = entries.filter((e): e is LogEntry & { kind: 'blob' } => e.kind === 'blob');
     await this.#pushBlobs(blobs.map((entry) => entry.digest));
     for (const entry of entries) {
-      if (entry.kind === 'ac') await this.#pushActionResult(entry.instance, entry.digest);
+      if (entry.kind !== 'ac') continue;
+      try {
+        await this.#pushActionResult(entry.instance, entry.digest);
+      } catch (error) {
+        // A result the peer refuses (an output it cannot find or verify) would be refused on every
+        // retry and hold up the log behind it; it is dropped, and the peer reads it through later.
+        if (!(error instanceof CasError) || !REFUSALS.has(error.code)) throw error;
+        this.#log.warn(
+          { err: error, action: formatDigest(entry.digest) },
+          'a peer region refused a replicated action result; skipping it',
+        );
+      }
     }
   }
 
@@ -278,7 +307,11 @@ export class Replicator {
   }
 }
 
-/** `tessera_replication_lag_entries{peer}`: entries not yet confirmed by each peer. */
+/**
+ * `tessera_replication_lag_entries{peer}`: entries not yet confirmed by each peer;
+ * `tessera_replication_oldest_entry_age_seconds{peer}`: how long the oldest of them has waited.
+ * Both are read from Redis at scrape time, so every replica of the region reports the same values.
+ */
 export function registerReplicationMetrics(
   metrics: Metrics,
   replicators: readonly Replicator[],
@@ -292,6 +325,17 @@ export function registerReplicationMetrics(
       for (const replicator of replicators) {
         const lag = await replicator.lag().catch(() => undefined);
         if (lag !== undefined) this.set({ peer: peerOf(replicator) }, lag.lag + lag.pending);
+      }
+    },
+  });
+  metrics.gauge({
+    name: 'tessera_replication_oldest_entry_age_seconds',
+    help: 'Age of the oldest replication log entry a peer region has not confirmed (0 if none)',
+    labelNames: ['peer'],
+    async collect() {
+      for (const replicator of replicators) {
+        const lag = await replicator.lag().catch(() => undefined);
+        if (lag !== undefined) this.set({ peer: peerOf(replicator) }, lag.oldestAgeMs / 1000);
       }
     },
   });
