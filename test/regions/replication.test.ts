@@ -92,13 +92,21 @@ describe('replication between two regions', () => {
     }
     assert.deepEqual(missing, [], `${missing.length} blobs never reached B`);
   };
-  const lagOfA = async (): Promise<number> => {
+  const scrapeA = async () => {
     const entry = replicaA?.server.logs.find((line) => line.msg === 'listening');
-    const address = entry?.httpAddress as string;
-    const { body } = await httpGet(address, '/metrics');
-    const lag = sampleValue(parseScrape(body), 'tessera_replication_lag_entries', { peer: 'b' });
+    const { body } = await httpGet(entry?.httpAddress as string, '/metrics');
+    return parseScrape(body);
+  };
+  const lagOfA = async (): Promise<number> => {
+    const lag = sampleValue(await scrapeA(), 'tessera_replication_lag_entries', { peer: 'b' });
     assert.notEqual(lag, undefined, 'A must export tessera_replication_lag_entries{peer="b"}');
     return lag as number;
+  };
+  const oldestAgeOfA = async (): Promise<number> => {
+    const name = 'tessera_replication_oldest_entry_age_seconds';
+    const age = sampleValue(await scrapeA(), name, { peer: 'b' });
+    assert.notEqual(age, undefined, `A must export ${name}{peer="b"}`);
+    return age as number;
   };
   const waitForLag = async (expect: (lag: number) => boolean, what: string) => {
     const deadline = Date.now() + ARRIVAL_MS;
@@ -183,5 +191,53 @@ describe('replication between two regions', () => {
 
     await arriveInB(digests);
     await waitForLag((lag) => lag === 0, 'the lag must drain after the restart');
+  });
+
+  it('delivers everything after a replica is killed in the middle of a push', async () => {
+    // A slow link keeps the push of these blobs going long enough to kill A part way through it.
+    link.setMode({ kind: 'latency', ms: 150 });
+    const digests: Digest[] = [];
+    try {
+      for (let i = 0; i < 40; i++) digests.push(await uploadToA(randomBlob(16 * 1024)));
+      const deadline = Date.now() + ARRIVAL_MS;
+      while ((await missingInB(digests)).length === digests.length && Date.now() < deadline) {
+        await sleep(100);
+      }
+      await replicaA?.server.kill();
+      await replicaA?.stop();
+      replicaA = undefined;
+    } finally {
+      link.setMode({ kind: 'pass' });
+    }
+    const missingAtKill = (await missingInB(digests)).length;
+    assert.ok(missingAtKill > 0 && missingAtKill < digests.length, `${missingAtKill} missing`);
+
+    await startA();
+
+    await arriveInB(digests);
+    await waitForLag((lag) => lag === 0, 'the lag must drain after the restart');
+  });
+
+  it('reports the lag and its age while B is stopped, and drains both once B is back', async () => {
+    b.close();
+    await replicaB.stop();
+    const blobs = Array.from({ length: 5 }, () => randomBlob(8 * 1024));
+    const digests: Digest[] = [];
+    for (const data of blobs) digests.push(await uploadToA(data));
+    await waitForLag((lag) => lag >= 5, 'the lag must count the 5 blobs B has not confirmed');
+    const deadline = Date.now() + ARRIVAL_MS;
+    while ((await oldestAgeOfA()) < 1 && Date.now() < deadline) await sleep(200);
+    assert.ok((await oldestAgeOfA()) >= 1, 'the oldest entry must age while B is down');
+
+    replicaB = await startRegionReplica(regionB.store, { region: 'b' });
+    link.setTarget(replicaB.address);
+    b = connect(replicaB.address);
+
+    await arriveInB(digests);
+    for (const [i, data] of blobs.entries()) {
+      assert.ok((await b.read(blobName(digests[i] as Digest))).data.equals(data));
+    }
+    await waitForLag((lag) => lag === 0, 'the lag must drain once B is back');
+    assert.equal(await oldestAgeOfA(), 0);
   });
 });
