@@ -33,8 +33,6 @@ import { PEER_CALL_HEADER } from './peer-call.ts';
 const LOOKUP_BATCH_DIGESTS = 10_000;
 /** A peer's read chunks are at most 1 MiB; batch answers are not used. */
 const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
-/** Bytes a peer may send on the channel (and per call) before this side acknowledges them. */
-const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
 /** A replication write's message data, well under any peer's receive limit. */
@@ -43,6 +41,10 @@ const WRITE_CHUNK_BYTES = MIB;
 const WRITE_FLOOR_MS = 30_000;
 const RECONNECT_BACKOFF_INITIAL_MS = 250;
 const RECONNECT_BACKOFF_MAX_MS = 5_000;
+// LIMITATION: the channel keeps HTTP/2's default 64 KiB flow-control window, one window per round
+// trip: over a link 10 ms away each way a 16 MiB read-through takes about 10 s. A larger window
+// ('grpc-node.flow_control_window', 1 or 8 MiB) made it 0.4-1.1 s in bench/cross-region.ts, but
+// some reads then stalled past the peer deadline (and became misses), cause not found yet.
 
 type Untyped = Client & Record<string, unknown>;
 type UnaryMethod = (
@@ -85,9 +87,6 @@ export function createPeerClient(
     // two minutes (calls fail fast with UNAVAILABLE while the channel waits to reconnect).
     'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_INITIAL_MS,
     'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
-    // HTTP/2's default 64 KiB window allows one window per round trip: with a peer 20 ms away a
-    // read-through would crawl at about 3 MiB/s. A larger window lets a read fill the link.
-    'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
   };
   const make = (definition: Parameters<typeof makeClientConstructor>[0]) =>
     new (makeClientConstructor(definition, 'peer'))(
