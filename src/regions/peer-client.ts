@@ -166,7 +166,8 @@ export function createPeerClient(
         metadata(),
       );
       // The deadline covers the wait for each message, so a peer that stalls half-way is given
-      // up on as surely as one that never answers.
+      // up on as surely as one that never answers. It is paused while the consumer holds a message
+      // (spooling, hashing, writing this region's S3): that time is ours, not the peer's silence.
       let stalled = false;
       let timer: NodeJS.Timeout | undefined;
       const arm = () => {
@@ -179,8 +180,9 @@ export function createPeerClient(
       arm();
       try {
         for await (const message of call) {
-          arm();
+          clearTimeout(timer);
           yield message.data;
+          arm();
         }
       } catch (error) {
         if (stalled) {
