@@ -78,7 +78,9 @@ async function main(): Promise<void> {
       }
     }
   } catch (error) {
-    const complaints = replicaB.server.logs.filter((line) => Number(line.level) >= 40);
+    const complaints = replicaB.server.logs.filter(
+      (line) => line.level === 'warn' || line.level === 'error',
+    );
     process.stderr.write(`${JSON.stringify(complaints.slice(-5), null, 1)}\n`);
     if (process.env.XR_DEBUG)
       process.stderr.write(`${JSON.stringify(replicaB.server.logs.slice(-12))}\n`);
