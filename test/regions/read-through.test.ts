@@ -14,9 +14,10 @@ import {
   connect,
   type Digest,
   digestOf,
+  missingHashes,
   randomBlob,
   type TestClient,
-  uploadName,
+  uploadWhole,
 } from '../support/client.ts';
 import {
   bucketHolds,
@@ -77,17 +78,9 @@ describe('read-through between two regions', () => {
     await Promise.allSettled([regionA?.close(), regionB?.close()]);
   });
 
-  const uploadToA = async (data: Buffer): Promise<Digest> => {
-    const digest = digestOf(data);
-    await a.write(uploadName(digest), data, { chunkBytes: 256 * 1024 });
-    return digest;
-  };
-  const missingInB = async (digest: Digest): Promise<boolean> => {
-    const reply = await b.unary<{ missingBlobDigests: Digest[] }>(b.cas, 'FindMissingBlobs', {
-      blobDigests: [digest],
-    });
-    return reply.missingBlobDigests.length > 0;
-  };
+  const uploadToA = (data: Buffer): Promise<Digest> => uploadWhole(a, data);
+  const missingInB = async (digest: Digest): Promise<boolean> =>
+    (await missingHashes(b, [digest])).length > 0;
   const readCode = async (client: TestClient, digest: Digest): Promise<number> => {
     try {
       await client.read(blobName(digest));

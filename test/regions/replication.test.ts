@@ -12,9 +12,10 @@ import {
   connect,
   type Digest,
   digestOf,
+  missingHashes,
   randomBlob,
   type TestClient,
-  uploadName,
+  uploadWhole,
 } from '../support/client.ts';
 import {
   type PrivateRegion,
@@ -71,17 +72,8 @@ describe('replication between two regions', () => {
     await Promise.allSettled([regionA?.close(), regionB?.close()]);
   });
 
-  const uploadToA = async (data: Buffer): Promise<Digest> => {
-    const digest = digestOf(data);
-    await a.write(uploadName(digest), data, { chunkBytes: 256 * 1024 });
-    return digest;
-  };
-  const missingInB = async (digests: readonly Digest[]): Promise<string[]> => {
-    const reply = await b.unary<{ missingBlobDigests: Digest[] }>(b.cas, 'FindMissingBlobs', {
-      blobDigests: digests,
-    });
-    return reply.missingBlobDigests.map((digest) => digest.hash);
-  };
+  const uploadToA = (data: Buffer): Promise<Digest> => uploadWhole(a, data);
+  const missingInB = (digests: readonly Digest[]): Promise<string[]> => missingHashes(b, digests);
   /** Polls until B has every blob, or fails naming those still missing. */
   const arriveInB = async (digests: readonly Digest[]) => {
     const deadline = Date.now() + ARRIVAL_MS;

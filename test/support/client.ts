@@ -177,6 +177,26 @@ export async function writeProgress(client: TestClient, name: string): Promise<n
   }
 }
 
+/** Uploads `data` whole with ByteStream Write in 256 KiB messages; resolves with its digest. */
+export async function uploadWhole(client: TestClient, data: Buffer): Promise<Digest> {
+  const digest = digestOf(data);
+  await client.write(uploadName(digest), data, { chunkBytes: 256 * 1024 });
+  return digest;
+}
+
+/** The hashes FindMissingBlobs reports missing among `digests`. */
+export async function missingHashes(
+  client: TestClient,
+  digests: readonly Digest[],
+): Promise<string[]> {
+  const reply = await client.unary<{ missingBlobDigests: Digest[] }>(
+    client.cas,
+    'FindMissingBlobs',
+    { blobDigests: digests },
+  );
+  return reply.missingBlobDigests.map((digest) => digest.hash);
+}
+
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
