@@ -65,12 +65,19 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
     offset: number,
     length: number,
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
-    const path = this.#blobPath(digest);
-    const size = await this.#committedSize(digest);
+    return this.readLookedUp(digest, await this.#committedSize(digest), offset, length);
+  }
+
+  async readLookedUp(
+    digest: Digest,
+    size: number | undefined,
+    offset: number,
+    length: number,
+  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
     if (size === undefined)
       throw notFound(`blob ${digest.hash}/${digest.size} is not in the cache`);
     if (length === 0) return [];
-    return createReadStream(path, {
+    return createReadStream(this.#blobPath(digest), {
       start: offset,
       end: offset + length - 1,
       highWaterMark: 256 * 1024,
