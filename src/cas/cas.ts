@@ -8,7 +8,6 @@ import type { Logger } from '../observability/logger.ts';
 import type { ReadThrough } from '../regions/read-through.ts';
 import type { StagingBudget } from '../staging/budget.ts';
 import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
-import { mapConcurrently } from './concurrency.ts';
 import {
   createHasher,
   type Digest,
@@ -47,19 +46,6 @@ export interface CasOptions {
    * replication log. Must not throw.
    */
   readonly onCommitted?: (digest: Digest) => void;
-}
-
-/** Where a read's bytes come from: [offset, offset + length) of the blob being read. */
-type OpenRead = (
-  offset: number,
-  length: number,
-) => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
-
-/** A digest a batch has already looked up: its committed size, and the batch's shared fill. */
-interface LookedUp {
-  readonly size: number | undefined;
-  /** Read-through of all the batch's misses at once; started by the first miss that asks. */
-  readonly fillMisses: () => Promise<Set<string>>;
 }
 
 export class Cas {
@@ -235,18 +221,7 @@ export class Cas {
    * into a message of its own anyway (ByteStream Read): joining them first would copy every byte
    * once more, and allocate as much again for the garbage collector to reclaim.
    */
-  readPieces(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer[]> {
-    return this.#readPieces(digest, offset, limit, (at, length) =>
-      this.#openRead(digest, at, length),
-    );
-  }
-
-  async *#readPieces(
-    digest: Digest,
-    offset: number,
-    limit: number,
-    open: OpenRead,
-  ): AsyncGenerator<Buffer[]> {
+  async *readPieces(digest: Digest, offset = 0, limit = 0): AsyncGenerator<Buffer[]> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
       throw outOfRange(`read offset ${offset} is outside blob ${formatDigest(digest)}`);
     }
@@ -258,7 +233,7 @@ export class Cas {
     const length = limit > 0 ? Math.min(limit, remaining) : remaining;
     if (isEmptyDigest(digest)) return;
 
-    const source = await open(offset, length);
+    const source = await this.#openRead(digest, offset, length);
     const verify = this.#options.verifyReads === 'always' && length === digest.size;
     const hasher = verify ? await createHasher(digest.fn) : undefined;
     const chunkBytes = this.#options.readChunkBytes;
@@ -314,24 +289,15 @@ export class Cas {
     if (pendingBytes > 0) yield pending;
   }
 
-  /**
-   * The store's read, or on a miss a read-through from peer regions and then the store's read.
-   * `known`: the digest was looked up with the rest of its batch, so the store skips its own lookup,
-   * and a digest that lookup missed is read through together with the batch's other misses.
-   */
-  async #openRead(digest: Digest, offset: number, length: number, known?: LookedUp) {
+  /** The store's read, or on a miss a read-through from peer regions and then the store's read. */
+  async #openRead(digest: Digest, offset: number, length: number) {
     try {
-      return await (known
-        ? this.store.readLookedUp(digest, known.size, offset, length)
-        : this.store.read(digest, offset, length));
+      return await this.store.read(digest, offset, length);
     } catch (error) {
       const readThrough = this.#options.readThrough;
       const miss = error instanceof CasError && error.code === 'not_found';
       if (!miss || !readThrough?.enabled) throw error;
-      // A digest found committed whose object then proved missing is not among the batch's misses.
-      const filled = await (known && known.size === undefined
-        ? known.fillMisses()
-        : readThrough.fill([digest], 'read'));
+      const filled = await readThrough.fill([digest], 'read');
       if (!filled.has(digestKey(digest))) throw error;
     }
     return this.store.read(digest, offset, length);
@@ -385,57 +351,7 @@ export class Cas {
   }
 
   /** A whole committed blob in memory; for blobs the caller has bounded (batches, trees). */
-  readAll(digest: Digest): Promise<Buffer> {
-    return this.#readWhole(digest, (offset, length) => this.#openRead(digest, offset, length));
-  }
-
-  /**
-   * `readAll` of every digest of a batch (BatchReadBlobs), with one commit-index lookup for all of
-   * them instead of one per blob; the lookup renews the leases, as each read's own would. Then each
-   * committed blob is read (read tier or object store) with at most `concurrency` reads at a time,
-   * checked like any read; the misses are read through from peer regions together. Each result,
-   * in the order of `digests`, is the blob or exactly what `readAll` of it would have thrown.
-   */
-  async readAllMany(
-    digests: readonly Digest[],
-    concurrency: number,
-  ): Promise<PromiseSettledResult<Buffer>[]> {
-    const unique = new Map<string, Digest>();
-    for (const digest of digests) {
-      if (!isEmptyDigest(digest) && digest.size <= MAX_IN_MEMORY_BYTES) {
-        unique.set(digestKey(digest), digest);
-      }
-    }
-    const candidates = [...unique.values()];
-    const sizes = new Map<string, number | undefined>();
-    let lookupError: unknown;
-    try {
-      const found = await this.store.lookup(candidates);
-      for (const [i, digest] of candidates.entries()) sizes.set(digestKey(digest), found[i]);
-    } catch (error) {
-      lookupError = error;
-    }
-    let filling: Promise<Set<string>> | undefined;
-    const fillMisses = () => {
-      const misses = candidates.filter((digest) => sizes.get(digestKey(digest)) === undefined);
-      filling ??= this.#options.readThrough?.fill(misses, 'read') ?? Promise.resolve(new Set());
-      return filling;
-    };
-    return mapConcurrently(digests, concurrency, async (digest) => {
-      try {
-        const value = await this.#readWhole(digest, (offset, length) => {
-          if (lookupError !== undefined) throw lookupError;
-          const known = { size: sizes.get(digestKey(digest)), fillMisses };
-          return this.#openRead(digest, offset, length, known);
-        });
-        return { status: 'fulfilled', value };
-      } catch (reason) {
-        return { status: 'rejected', reason };
-      }
-    });
-  }
-
-  async #readWhole(digest: Digest, open: OpenRead): Promise<Buffer> {
+  async readAll(digest: Digest): Promise<Buffer> {
     if (digest.size > MAX_IN_MEMORY_BYTES) {
       throw new CasError(
         'resource_exhausted',
@@ -444,9 +360,7 @@ export class Cas {
       );
     }
     const parts: Buffer[] = [];
-    for await (const pieces of this.#readPieces(digest, 0, 0, open)) {
-      parts.push(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces));
-    }
+    for await (const part of this.read(digest)) parts.push(part);
     return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, digest.size);
   }
 }

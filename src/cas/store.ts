@@ -43,18 +43,6 @@ export interface BlobStore {
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
 
   /**
-   * `read` for a caller that has just looked the digest up itself (a batch's one `lookup` for all
-   * its digests): `committedSize` is what `lookup` returned for it. Does what `read` does after its
-   * own lookup, so a miss here also drops what `read` would drop on a miss.
-   */
-  readLookedUp(
-    digest: Digest,
-    committedSize: number | undefined,
-    offset: number,
-    length: number,
-  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
-
-  /**
    * Drops the commit of a blob whose stored bytes turned out not to match its digest, so the next
    * upload of it writes it again. Idempotent.
    */

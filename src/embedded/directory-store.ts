@@ -65,19 +65,12 @@ export class DirectoryStore implements BlobStore, ActionCacheStore, Backend {
     offset: number,
     length: number,
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
-    return this.readLookedUp(digest, await this.#committedSize(digest), offset, length);
-  }
-
-  async readLookedUp(
-    digest: Digest,
-    size: number | undefined,
-    offset: number,
-    length: number,
-  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
+    const path = this.#blobPath(digest);
+    const size = await this.#committedSize(digest);
     if (size === undefined)
       throw notFound(`blob ${digest.hash}/${digest.size} is not in the cache`);
     if (length === 0) return [];
-    return createReadStream(this.#blobPath(digest), {
+    return createReadStream(path, {
       start: offset,
       end: offset + length - 1,
       highWaterMark: 256 * 1024,

@@ -111,28 +111,27 @@ export function createCasService(
         const total = digests.reduce((sum, d) => sum + d.size, 0);
         assertBatchSize('BatchReadBlobs', total, settings.maxBatchTotalSizeBytes);
         const zstdAccepted = request.acceptableCompressors.some(isZstd);
-        const results = await cas.readAllMany(digests, BATCH_CONCURRENCY);
-        const responses = results.map((result, i) => {
-          const digest = digests[i] as Digest;
-          if (result.status === 'rejected') {
+        const responses = await mapConcurrently(digests, BATCH_CONCURRENCY, async (digest) => {
+          try {
+            const data = await cas.readAll(digest);
+            // Sent compressed only when the client accepts zstd and it saves bytes.
+            const packed = zstdAccepted && data.length > 0 ? compressWhole(data) : undefined;
+            const smaller = packed !== undefined && packed.length < data.length;
+            countSent(call, smaller ? packed.length : data.length);
+            return {
+              digest: toWireDigest(digest),
+              data: smaller ? packed : data,
+              compressor: smaller ? 'ZSTD' : 'IDENTITY',
+              status: OK_STATUS,
+            };
+          } catch (error) {
             return {
               digest: toWireDigest(digest),
               data: Buffer.alloc(0),
               compressor: 'IDENTITY',
-              status: toRpcStatus(result.reason, rpcLog.child({ digest: formatDigest(digest) })),
+              status: toRpcStatus(error, rpcLog.child({ digest: formatDigest(digest) })),
             };
           }
-          const data = result.value;
-          // Sent compressed only when the client accepts zstd and it saves bytes.
-          const packed = zstdAccepted && data.length > 0 ? compressWhole(data) : undefined;
-          const smaller = packed !== undefined && packed.length < data.length;
-          countSent(call, smaller ? packed.length : data.length);
-          return {
-            digest: toWireDigest(digest),
-            data: smaller ? packed : data,
-            compressor: smaller ? 'ZSTD' : 'IDENTITY',
-            status: OK_STATUS,
-          };
         });
         return { responses };
       },

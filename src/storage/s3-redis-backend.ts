@@ -157,15 +157,6 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     length: number,
   ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
     const [size] = await this.#index.lookup([digest]);
-    return this.readLookedUp(digest, size, offset, length);
-  }
-
-  async readLookedUp(
-    digest: Digest,
-    size: number | undefined,
-    offset: number,
-    length: number,
-  ): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>> {
     if (size === undefined) {
       // A local copy outlives its commit only until the next read of it notices.
       await this.#readCache?.remove(digest);
