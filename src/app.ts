@@ -279,6 +279,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
       {
         stagingDir: defaultStagingDir(settings),
         idleTimeoutMs: settings.uploadIdleTimeoutSeconds * 1000,
+        acrossReplicas: settings.resumeAcrossReplicas,
       },
       await openReadCache(settings, log, metrics),
     ),

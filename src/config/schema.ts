@@ -163,6 +163,14 @@ export const settingsSchema = z
         'How long a broken-off upload waits for a resume, and how long a Write may send ' +
           'nothing before it is ended (DEADLINE_EXCEEDED) and its upload dropped.',
       ),
+    resumeAcrossReplicas: boolean
+      .default(false)
+      .describe(
+        'S3 mode: checkpoint the hash of large uploads so that a replica other than the one a ' +
+          'Write broke off on can continue it. Costs a WebAssembly SHA-256, about 6 times the ' +
+          'CPU of the native one, on every byte of those uploads. Off: they resume on the same ' +
+          'replica only, elsewhere they start again from 0.',
+      ),
     maxConcurrentUploads: integer(1)
       .default(256)
       .describe(

@@ -34,6 +34,12 @@ export interface ResumableUploadSettings {
   readonly stagingDir: string;
   /** How long a broken-off upload's checkpoint is kept for a resume. */
   readonly idleTimeoutMs: number;
+  /**
+   * Checkpoint the hasher's state with every part, so any replica can continue an upload (a
+   * WebAssembly hash in a worker). Off: a native hash on the event loop, several times cheaper,
+   * and a broken-off upload resumes only on the replica that holds it.
+   */
+  readonly acrossReplicas: boolean;
 }
 
 /** Writes of one staged blob before giving up when a collector keeps deleting it meanwhile. */
@@ -85,6 +91,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
       partSizeBytes: s3.partSizeBytes,
       concurrency: s3.uploadConcurrency,
       hashers: this.#hashers,
+      resumeAnywhere: settings.acrossReplicas,
       commitOnce,
       log: this.#log,
     });
@@ -101,7 +108,9 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
         S3StreamingUpload.begin(context(commitOnce), upload),
       progress: async (upload) => {
         const checkpoint = await states.peek(upload);
-        return checkpoint && checkpoint.parts.length * checkpoint.partSize;
+        if (!checkpoint) return undefined;
+        // Without a hash state only the replica holding the upload can go on; here it starts over.
+        return checkpoint.hashState === '' ? 0 : checkpoint.parts.length * checkpoint.partSize;
       },
     };
   }

@@ -1,10 +1,17 @@
 // A large upload streamed to S3 as it arrives: bytes go to a part file in the staging directory
 // (written a MiB at a time, however small the client's messages); each full part is uploaded,
-// and hashed in a worker thread (cas/part-hashers.ts), while the next one fills. At most
-// `concurrency` parts are in flight, which is what slows a client that sends faster than S3
-// takes or the hasher keeps up with. A part that is both confirmed by S3 and hashed goes into the
-// checkpoint in Redis with the hasher's state after it, so another replica can continue the
-// upload after this one dies.
+// and hashed, while the next one fills. At most `concurrency` parts are in flight, which is what
+// slows a client that sends faster than S3 takes or the hasher keeps up with. A part that is both
+// confirmed by S3 and hashed goes into the checkpoint in Redis.
+//
+// Two ways to hash, chosen when the upload begins:
+//   - resumable anywhere (`resumeAnywhere`): each part is hashed by a WebAssembly hasher in a
+//     worker thread (cas/part-hashers.ts) and the checkpoint carries the hasher's state after it,
+//     so another replica can continue the upload after this one dies;
+//   - native (the default, and never for BLAKE3): Node's hasher takes the bytes on the event loop
+//     as they arrive, at several times the speed, and the checkpoint carries no hash state
+//     (`hashState` ''). Only this replica, which holds the hasher, can continue such an upload;
+//     another one that is asked to drops it and starts again from 0.
 //
 // Order at finish, and what a crash after each step leaves:
 //   1. size checked against the digest            -> mismatch: abort, INVALID_ARGUMENT
@@ -17,7 +24,7 @@
 //   6. checkpoint removed                         -> crash before: it expires on its own
 // The object key is content-addressed, so completing over an object another upload already wrote
 // replaces it with the same bytes; step 1 guarantees they are the same.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, type Hash, randomBytes, randomUUID } from 'node:crypto';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createResumableHasher, type Digest, formatDigest } from '../cas/digest.ts';
@@ -45,6 +52,8 @@ export interface StreamingUploadContext {
   readonly partSizeBytes: number;
   readonly concurrency: number;
   readonly hashers: PartHashers;
+  /** Hash with a hasher whose state goes into every checkpoint, for a resume on any replica. */
+  readonly resumeAnywhere: boolean;
   readonly commitOnce: CommitGate;
   readonly log: Logger;
 }
@@ -65,6 +74,8 @@ export class S3StreamingUpload implements UploadSink {
   readonly #partSize: number;
   /** The hasher state after the last part handed to the hashers, once they return it. */
   #hashState: Promise<Uint8Array>;
+  /** Native mode: the hash of every byte received so far; undefined when resumable anywhere. */
+  readonly #native: Hash | undefined;
   /** The digest of every byte received, once the last part is hashed. */
   #finalHash: Promise<string> | undefined;
   /** Parts S3 confirmed, by number; the checkpoint is their contiguous prefix. */
@@ -100,6 +111,9 @@ export class S3StreamingUpload implements UploadSink {
     this.#s3UploadId = checkpoint.s3UploadId;
     this.#partSize = checkpoint.partSize;
     this.#hashState = Promise.resolve(Buffer.from(checkpoint.hashState, 'base64'));
+    // A native upload is never continued from a checkpoint (see resume), so it starts at 0 here.
+    this.#native =
+      checkpoint.hashState === '' ? createHash(nativeName(identity.digest.fn)) : undefined;
     for (const part of checkpoint.parts) this.#confirmed.set(part.partNumber, part);
     this.#checkpointed = checkpoint.parts.length;
     this.#received = this.#checkpointed * this.#partSize;
@@ -110,7 +124,8 @@ export class S3StreamingUpload implements UploadSink {
   static async begin(ctx: StreamingUploadContext, identity: UploadIdentity) {
     const objectKey = ctx.objects.keyOf(identity.digest);
     const s3UploadId = await ctx.multipart.create(objectKey);
-    const initial = (await createResumableHasher(identity.digest.fn)).save();
+    const resumable = ctx.resumeAnywhere || identity.digest.fn === 'BLAKE3';
+    const initial = resumable ? (await createResumableHasher(identity.digest.fn)).save() : '';
     const checkpoint: UploadCheckpoint = {
       objectKey,
       s3UploadId,
@@ -126,11 +141,25 @@ export class S3StreamingUpload implements UploadSink {
     return resumed;
   }
 
-  /** Continues an upload recorded by any replica; undefined when none is recorded. */
+  /**
+   * Continues an upload recorded by any replica; undefined when none is recorded, or when the
+   * one recorded was hashed natively: its hash lives only in the process that began it, so it is
+   * dropped here and the caller begins again.
+   */
   static async resume(ctx: StreamingUploadContext, identity: UploadIdentity) {
     const owner = randomUUID();
     const checkpoint = await ctx.states.takeOver(identity, owner);
     if (!checkpoint) return undefined;
+    if (checkpoint.hashState === '') {
+      ctx.log.info(
+        { digest: formatDigest(identity.digest), parts: checkpoint.parts.length },
+        'an upload begun with a native hash cannot resume on another replica; starting again',
+      );
+      if (await ctx.states.remove(identity, owner).catch(() => true)) {
+        await ctx.multipart.abort(checkpoint.objectKey, checkpoint.s3UploadId);
+      }
+      return undefined;
+    }
     const upload = new S3StreamingUpload(ctx, identity, checkpoint, owner);
     ctx.log.info(
       { digest: formatDigest(identity.digest), resumedAt: upload.#received },
@@ -224,10 +253,21 @@ export class S3StreamingUpload implements UploadSink {
   /**
    * Lets go of the upload without ending it, for a replica that shuts down: parts in flight are
    * allowed to finish and be checkpointed, local files are removed, and the upload stays in S3 and
-   * Redis for another replica to resume (or for the janitor, once its checkpoint expires).
+   * Redis for another replica to resume (or for the janitor, once its checkpoint expires). A
+   * natively hashed upload cannot be resumed elsewhere, so it is ended instead.
    */
   detach(): Promise<void> {
     return this.#serialize(async () => {
+      if (this.#native) {
+        // Its hash lives only in this process: no other replica could continue it.
+        this.#failure ??= new CasError(
+          'unavailable',
+          'this replica let go of the upload (shutting down, or out of upload sessions); ' +
+            'upload it again',
+        );
+        await this.abandonNow();
+        return;
+      }
       this.#failure ??= new CasError(
         'unavailable',
         'this replica is shutting down; resume elsewhere',
@@ -251,6 +291,7 @@ export class S3StreamingUpload implements UploadSink {
 
   /** Takes `piece` into the current part; it reaches the file in the next batch write. */
   async #writePiece(piece: Uint8Array): Promise<void> {
+    this.#native?.update(piece);
     this.#unwritten.push(piece);
     this.#unwrittenBytes += piece.length;
     this.#partBytes += piece.length;
@@ -287,6 +328,8 @@ export class S3StreamingUpload implements UploadSink {
   #hashFrom(path: string, length: number, final: true): Promise<string>;
   #hashFrom(path: string, length: number, final: false): Promise<Uint8Array>;
   #hashFrom(path: string, length: number, final: boolean): Promise<Uint8Array | string> {
+    // Native: every byte up to here is already in the hasher; there is no state to hand on.
+    if (this.#native) return Promise.resolve(final ? this.#native.digest('hex') : NO_STATE);
     const job = (state: Uint8Array) => ({ fn: this.digest.fn, state, path, start: 0, length });
     if (final) return this.#hashState.then((state) => this.#ctx.hashers.finish(job(state)));
     this.#hashState = this.#hashState.then((state) => this.#ctx.hashers.advance(job(state)));
@@ -431,6 +474,12 @@ export class S3StreamingUpload implements UploadSink {
     this.#tail = run.catch(() => undefined);
     return run;
   }
+}
+
+const NO_STATE = new Uint8Array(0);
+
+function nativeName(fn: Digest['fn']): string {
+  return fn === 'SHA1' ? 'sha1' : fn.toLowerCase();
 }
 
 /** What is left of `pieces` once their first `written` bytes are in the file. */

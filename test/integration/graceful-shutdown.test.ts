@@ -17,6 +17,8 @@ import {
 
 const MIB = 1024 * 1024;
 const ENV = {
+  // Handing an upload over needs a checkpoint another replica can continue.
+  TESSERA_RESUME_ACROSS_REPLICAS: 'true',
   TESSERA_S3_MULTIPART_THRESHOLD_BYTES: String(6 * MIB),
   TESSERA_S3_PART_SIZE_BYTES: String(5 * MIB),
 };
