@@ -1,7 +1,7 @@
 // Server memory with 32 transfers of 1 GiB blobs at once: what a busy cache sees when a build
 // farm fetches and uploads large outputs together.
 //
-// What fits here: RGW's memstore holds about 3.8 GiB and gives deleted space back only hours
+// What fits here: RGW's memstore holds about 5.7 GiB and gives deleted space back only hours
 // later, so 32 whole 1 GiB uploads (32 GiB) cannot be stored; and 32 whole reads (32 GiB through
 // the server) took over four minutes on this busy machine, more than the bench can spend. So every
 // transfer is of a 1 GiB blob, and each is cut off by its client once it is in its steady state:

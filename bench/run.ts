@@ -34,8 +34,9 @@ const RESULTS_PATH = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
 const ANALYSIS_PATH = fileURLToPath(new URL('./ANALYSIS.md', import.meta.url));
 
 /**
- * Three trials of the 256 MiB scenarios write 2.25 GiB to the shared RGW, whose memstore refuses
- * writes at about 3.8 GiB and does not reclaim deleted objects during the run (servers.ts).
+ * Three trials of the 256 MiB scenarios write 3 GiB to the shared RGW (a baseline and three
+ * Tessera rows each), whose memstore refuses writes a little before its device size (6 GiB,
+ * test/support/services/ceph-rgw.ts) and does not reclaim deleted objects during the run.
  */
 const TRIALS = 3;
 const BLOB_BYTES = 256 * MIB;

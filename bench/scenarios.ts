@@ -49,9 +49,19 @@ export async function runWriteScenario(
   file: BenchFile,
 ): Promise<{ result: ScenarioResult; written: WrittenBlobs }> {
   const size = `${file.size / MIB} MiB`;
-  const rows = [
-    { label: `${size} write, 1 MiB messages`, chunkBytes: MIB },
-    { label: `${size} write, 16 KiB messages (Bazel's size)`, chunkBytes: BAZEL_CHUNK_BYTES },
+  const rows: { label: string; chunkBytes: number; env: Record<string, string> }[] = [
+    { label: `${size} write, 1 MiB messages`, chunkBytes: MIB, env: {} },
+    {
+      label: `${size} write, 16 KiB messages (Bazel's size)`,
+      chunkBytes: BAZEL_CHUNK_BYTES,
+      env: {},
+    },
+    // What resuming on another replica costs: a WebAssembly hash whose state goes into Redis.
+    {
+      label: `${size} write, 1 MiB messages, resumeAcrossReplicas`,
+      chunkBytes: MIB,
+      env: { TESSERA_RESUME_ACROSS_REPLICAS: 'true' },
+    },
   ];
   const baseline: Measurement[] = [];
   const tessera: Measurement[][] = rows.map(() => []);
@@ -59,7 +69,12 @@ export async function runWriteScenario(
 
   const { peaks } = await withServers(
     ctx,
-    rows.map((_, i) => ({ label: `write-${i}`, s3: ctx.running.services.s3, nodeArgs: [] })),
+    rows.map((row, i) => ({
+      label: `write-${i}`,
+      s3: ctx.running.services.s3,
+      nodeArgs: [],
+      env: row.env,
+    })),
     async (servers) => {
       for (let trial = 0; trial < ctx.trials; trial++) {
         for (const step of rotate([-1, ...rows.keys()], trial)) {
@@ -103,7 +118,10 @@ export async function runWriteScenario(
         `${ctx.multipart.partSizeBytes / MIB} MiB, queue size ${ctx.multipart.queueSize}, ` +
         `Tessera's settings). Tessera: ByteStream Write of the same file, streamed from disk, ` +
         `timed until the server answers, which it does only after the blob is in S3 and ` +
-        `committed in Redis. Every upload is a blob neither side has seen.`,
+        `committed in Redis. Every upload is a blob neither side has seen. The first two rows ` +
+        `run with the default settings (a native SHA-256 on the event loop; an upload resumes ` +
+        `on the replica that holds it); the third with resumeAcrossReplicas on, whose ` +
+        `WebAssembly SHA-256 in a worker thread saves its state with every part.`,
       rows: rows.map((row, i) => ({
         label: row.label,
         baseline,
@@ -286,6 +304,7 @@ export interface ServerSpec {
   readonly s3: S3Settings;
   readonly nodeArgs: readonly string[];
   readonly redisPrefix?: string;
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -311,6 +330,7 @@ export async function withServers(
           multipartThresholdBytes: ctx.multipartThresholdBytes,
           nodeArgs: [...ctx.serverNodeArgs, ...spec.nodeArgs],
           ...(spec.redisPrefix === undefined ? {} : { redisPrefix: spec.redisPrefix }),
+          ...(spec.env === undefined ? {} : { env: spec.env }),
         }),
       );
     }

@@ -1,8 +1,8 @@
 // The processes a bench scenario talks to: a fresh `tessera serve` per row (so its VmHWM is that
 // row's peak), and for the multi-GiB scenario an S3 server with room for it.
 //
-// Room matters because the test RGW keeps objects in a memstore OSD of 4 GiB that refuses writes at
-// about 3.8 GiB, and deleting an object does not give the space back soon: RGW hands the object's
+// Room matters because the test RGW keeps objects in a memstore OSD of 6 GiB that refuses writes at
+// about 5.7 GiB, and deleting an object does not give the space back soon: RGW hands the object's
 // data to its garbage collector, which waits hours by default. A 2 GiB blob plus its 2 GiB baseline
 // cannot share one such cluster with the 256 MiB scenarios, so when the bench started RGW itself it
 // starts a private, empty one for each half of the large scenario. S3 named by the environment is
@@ -39,6 +39,8 @@ export interface ServerOptions {
   readonly nodeArgs: readonly string[];
   /** Redis key prefix of the server's commit entries; `runPrefix:` unless given. */
   readonly redisPrefix?: string;
+  /** Settings of this server only, over the ones every bench server gets. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface BenchServer {
@@ -71,6 +73,7 @@ export async function startBenchServer(options: ServerOptions): Promise<BenchSer
       // Not warn: startTessera waits for the 'listening' line, which is logged at info. Info adds
       // one line per committed blob, nothing per chunk.
       TESSERA_LOG_LEVEL: 'info',
+      ...options.env,
     },
   });
   const pid = tessera.child.pid;
