@@ -5,6 +5,8 @@
 // nothing behind: its temp dir, servers and daemons are gone and its keys deleted when it exits.
 //
 // BENCH_SERVER_CPU_PROF_DIR=<dir> starts every server with --cpu-prof, writing the profiles there.
+// BENCH_SERVER_NODE_ARGS="<flag> ..." starts every server with these node flags (for A/B runs of
+// V8 settings such as --max-semi-space-size); RESULTS.md names them.
 // BENCH_ONLY=<name>[,<name>...] runs only the scenarios named (see SCENARIOS), for profiling one
 // path; RESULTS.md is then written next to it as RESULTS.partial.md instead.
 import { randomBytes } from 'node:crypto';
@@ -69,10 +71,12 @@ async function main(): Promise<void> {
     console.error(`[bench ${seconds}s] ${line}`);
   };
   const profileDir = process.env.BENCH_SERVER_CPU_PROF_DIR;
-  const serverNodeArgs =
-    profileDir === undefined || profileDir === ''
+  const serverNodeArgs = [
+    ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
+    ...(profileDir === undefined || profileDir === ''
       ? []
-      : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`];
+      : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`]),
+  ];
 
   const tmpDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
   const runPrefix = `bench-${randomBytes(6).toString('hex')}`;
