@@ -43,23 +43,51 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const held: (() => void)[] = [];
   let pending = 0;
   const waiters: (() => void)[] = [];
+  const settled = () => {
+    if (pending === 0) for (const resolve of waiters.splice(0)) resolve();
+  };
   const relay = (from: Socket, to: Socket, towardsClient: boolean) => {
-    // Bytes leave in the order they came, even when the latency changes while some are delayed.
-    let lastDue = 0;
+    // One queue and one timer per direction, so bytes leave in the order they came whatever the
+    // latency does meanwhile. (A timer per chunk did not keep it: Node orders timers of different
+    // durations by their own clock, and a chunk whose duration came out a millisecond shorter
+    // could overtake the one before it, scrambling the byte stream under HTTP/2.)
+    const queue: { due: number; work: () => void }[] = [];
+    let head = 0;
+    let scheduled = false;
+    const pump = () => {
+      scheduled = false;
+      const now = Date.now();
+      while (head < queue.length && (queue[head] as { due: number }).due <= now) {
+        const item = queue[head] as { work: () => void };
+        head += 1;
+        pending -= 1;
+        item.work();
+      }
+      if (head === queue.length) {
+        queue.length = 0;
+        head = 0;
+        settled();
+        return;
+      }
+      if (head > 1024) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      scheduled = true;
+      setTimeout(pump, (queue[head] as { due: number }).due - now);
+    };
     const send = (work: () => void) => {
       const delay = mode.kind === 'latency' ? mode.ms : 0;
-      const due = Math.max(Date.now() + delay, lastDue);
-      lastDue = due;
-      if (due <= Date.now()) {
+      if (delay === 0 && head === queue.length) {
         work();
         return;
       }
       pending += 1;
-      setTimeout(() => {
-        pending -= 1;
-        work();
-        if (pending === 0) for (const resolve of waiters.splice(0)) resolve();
-      }, due - Date.now());
+      queue.push({ due: Date.now() + delay, work });
+      if (!scheduled) {
+        scheduled = true;
+        setTimeout(pump, Math.max(0, (queue[head] as { due: number }).due - Date.now()));
+      }
     };
     from.on('data', (chunk: Buffer) => {
       if (!towardsClient) bytesFromClients += chunk.length;
