@@ -3,7 +3,6 @@
 // them down in order.
 
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import type { AssetStore } from './asset/asset-store.ts';
 import { DirectoryAssetStore } from './asset/directory-asset-store.ts';
 import { RedisAssetStore } from './asset/redis-asset-store.ts';
@@ -83,7 +82,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     log.info({ stagingDir, files: swept }, 'removed staging files left by a previous run');
 
   const metrics = createMetrics();
-  const { backend, assets, janitor, collection, scrubbing, probes, redis } = await createBackend(
+  const { backend, assets, janitor, collection, scrubbing, probes, index } = await createBackend(
     settings,
     log,
     metrics,
@@ -102,9 +101,11 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const regionLog = log.child({ region: settings.region });
   const readThrough = new ReadThrough(peers, { timeoutMs: settings.peerTimeoutMs, log: regionLog });
   const replication =
-    settings.replication === 'on' && redis !== undefined && peers.length > 0
-      ? new Replication(redis, settings.redisPrefix, regionLog)
+    settings.replication === 'on' && index !== undefined && peers.length > 0
+      ? new Replication(index.redis, settings.redisPrefix, regionLog)
       : undefined;
+  // Blob commits are logged by the commit itself, so no crash can lose the entry of one.
+  if (replication) index?.journalCommits(replication.commitJournal);
   const cas = new Cas(backend.blobs, {
     stagingDir,
     readChunkBytes: settings.readChunkBytes,
@@ -112,7 +113,6 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     verifyReads: settings.verifyReads,
     log,
     readThrough,
-    onCommitted: replication && ((digest) => replication.recordBlob(digest)),
   });
   readThrough.bind(cas);
   const localActions = replication?.recording(backend.actions) ?? backend.actions;
@@ -203,8 +203,8 @@ interface Backends {
   scrubbing?: ScrubSchedule;
   /** What readiness checks: each backend this replica cannot serve without. */
   probes: Probe[];
-  /** The commit index's connection, in S3 mode (the replication log lives there too). */
-  redis?: Redis;
+  /** The commit index, in S3 mode (the replication log lives on its connection too). */
+  index?: RedisCommitIndex;
 }
 
 async function createBackend(settings: Settings, log: Logger, metrics: Metrics): Promise<Backends> {
@@ -253,7 +253,7 @@ async function createBackend(settings: Settings, log: Logger, metrics: Metrics):
   });
   return {
     janitor,
-    redis: index.redis,
+    index,
     probes: [redisProbe(index.redis), s3Probe(objects.client, bucket)],
     collection: new CollectorSchedule(collector, settings.gcIntervalSeconds * 1000, log),
     scrubbing:

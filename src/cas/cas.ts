@@ -41,11 +41,6 @@ export interface CasOptions {
    * verified and committed here before it is reported present or read.
    */
   readonly readThrough?: ReadThrough;
-  /**
-   * Called after each commit this process made (not after one it only waited for), for the
-   * replication log. Must not throw.
-   */
-  readonly onCommitted?: (digest: Digest) => void;
 }
 
 export class Cas {
@@ -200,7 +195,6 @@ export class Cas {
     } finally {
       if (this.#inflight.get(key) === commit) this.#inflight.delete(key);
     }
-    this.#options.onCommitted?.(digest);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 /** Script file and number of keys. */
 const SCRIPTS = {
   beginPut: ['begin-put-2.lua', 2],
-  commitPut: ['commit-put-6.lua', 6],
+  commitPut: ['commit-put-7.lua', 7],
   adoptEntry: ['adopt-entry-3.lua', 3],
   dropEntry: ['drop-entry-3.lua', 3],
   condemn: ['condemn-6.lua', 6],

@@ -26,7 +26,7 @@
 // key. LIMITATION: the scripts touch a blob's keys and the shared gc:lease together, so they
 // assume one Redis, not a cluster that shards those keys apart.
 //
-// Invariant kept with the collector: a commit entry is written (commit-put-5.lua) only while the
+// Invariant kept with the collector: a commit entry is written (commit-put-7.lua) only while the
 // writer's intent is live and no tombstone exists, and a blob is condemned (condemn-6.lua) only
 // while it has no live intent; so no commit can land between a condemn and the end of its DELETE.
 // Losing entries (a Redis restart without persistence) is safe: the blob looks missing and is
@@ -55,11 +55,25 @@ const COMMAND_TIMEOUT_MS = 5_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
 const TOMBSTONE_POLL_MS = 50;
 
+/**
+ * Where commits are logged for other regions (regions/replication-log.ts), by the same script that
+ * writes the commit entry: a commit and its log entry exist together or not at all.
+ */
+export interface CommitJournal {
+  /** The stream's key. */
+  readonly key: string;
+  /** The stream's approximate cap (XADD MAXLEN ~). */
+  readonly maxEntries: number;
+  /** Asked at each commit: false for a blob that should not be logged (one a peer pushed). */
+  readonly records: () => boolean;
+}
+
 export class RedisCommitIndex {
   readonly redis: Redis;
   readonly prefix: string;
   readonly script: RunScript;
   readonly #leaseMs: number;
+  #journal: CommitJournal | undefined;
 
   constructor(settings: RedisCommitIndexSettings) {
     this.prefix = settings.prefix;
@@ -77,6 +91,11 @@ export class RedisCommitIndex {
     // Connection errors surface on commands; without a listener ioredis would print them.
     this.redis.on('error', () => undefined);
     this.script = leaseScripts(this.redis);
+  }
+
+  /** From now on, every commit this index writes is also appended to `journal`, atomically. */
+  journalCommits(journal: CommitJournal): void {
+    this.#journal = journal;
   }
 
   /** Connects, or keeps retrying in the background and resolves false after `timeoutMs`. */
@@ -223,6 +242,8 @@ export class RedisCommitIndex {
    */
   async commitPut(digest: Digest, token: string): Promise<boolean> {
     const member = this.memberOf(digest);
+    const journal = this.#journal;
+    const logged = journal?.records() === true;
     const answer = await this.#run('write commit entry', () =>
       this.script(
         'commitPut',
@@ -232,10 +253,16 @@ export class RedisCommitIndex {
         this.bytesKey,
         this.tombstoneKeyOf(member),
         this.bornKey,
+        // Always a key of this index, so the script's keys stay in one place even when unused.
+        journal?.key ?? `${this.prefix}replication:log`,
         token,
         digest.size,
         member,
         Date.now(),
+        logged ? 1 : 0,
+        journal?.maxEntries ?? 0,
+        digest.fn,
+        digest.hash,
       ),
     );
     return answer === 1;

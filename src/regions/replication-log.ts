@@ -6,16 +6,18 @@
 //   kind=ac fn hash size instance   an action result stored for this action digest and instance
 // Each peer has a consumer group named after it (see replicator.ts).
 //
-// The entry is appended after the commit, never before: an entry always names something that was
-// committed. A crash (or a Redis failure) between the commit and the append loses that entry; the
-// blob then reaches other regions only through their read-through. The cap drops the oldest
-// entries of a log no replicator drains (a peer down for days): those too are left to read-through.
+// A blob's entry is appended by the script that writes its commit entry (commit-put-7.lua), so an
+// entry always names something committed and no commit goes unlogged, whatever crashes. An action
+// result's entry is appended after the result is stored: a crash or a Redis failure between the
+// two loses that entry, and the result then reaches other regions only through their
+// read-through. The cap drops the oldest entries of a log no replicator drains (a peer down for
+// days): those too are left to read-through.
 import type { Redis } from 'ioredis';
 import type { Digest, DigestFunction } from '../cas/digest.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /** About a day of a busy cache's commits; beyond it the oldest entries are dropped. */
-const MAX_LOG_ENTRIES = 1_000_000;
+export const MAX_LOG_ENTRIES = 1_000_000;
 
 export type LogEntry =
   | { readonly kind: 'blob'; readonly digest: Digest }

@@ -1,16 +1,18 @@
 // Asynchronous replication to peer regions, assembled: the log this region appends to on each
-// commit and action-result store, and one replicator per peer draining it (replicator.ts). Blobs
+// commit and action-result store, and one replicator per peer draining it (replicator.ts). Blob
+// commits are logged by the commit index's own commit script (`commitJournal`), so a commit and
+// its entry are written together; action results are logged right after they are stored. Blobs
 // and results that arrived from a peer's own replicator are not logged again: replication is one
 // hop, so every region must list every other as a peer (a full mesh) to receive everything.
 import type { Redis } from 'ioredis';
 import type { Cas } from '../cas/cas.ts';
-import type { Digest } from '../cas/digest.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
+import type { CommitJournal } from '../commit-index/redis-commit-index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isPeerCall } from './peer-call.ts';
 import type { PeerClient } from './peer-client.ts';
-import { type LogEntry, ReplicationLog } from './replication-log.ts';
+import { type LogEntry, MAX_LOG_ENTRIES, ReplicationLog } from './replication-log.ts';
 import { Replicator, registerReplicationMetrics } from './replicator.ts';
 
 export class Replication {
@@ -25,9 +27,9 @@ export class Replication {
     this.#log = new ReplicationLog(redis, prefix, logger);
   }
 
-  /** Logs a commit for the peers, unless the blob came from a peer's replicator. */
-  recordBlob(digest: Digest): void {
-    this.#record({ kind: 'blob', digest });
+  /** Where the commit index logs blob commits: this log, except for blobs a peer pushed. */
+  get commitJournal(): CommitJournal {
+    return { key: this.#log.key, maxEntries: MAX_LOG_ENTRIES, records: () => !isPeerCall() };
   }
 
   /** This region's action cache, logging every result stored (except those a peer pushed). */

@@ -5,6 +5,8 @@
 // drains when the link is back; entries left by a replica killed mid-way are pushed by the next
 // one (at-least-once, resumable after a restart).
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -42,13 +44,13 @@ describe('replication between two regions', () => {
   let a: TestClient;
   let b: TestClient;
 
-  const startA = async () => {
+  const startA = async (env: Record<string, string> = {}) => {
     replicaA = await startRegionReplica(regionA.store, {
       region: 'a',
       peers: [{ name: 'b', address: link.address }],
       peerTimeoutMs: 1000,
       replication: 'on',
-      env: { TESSERA_HTTP_LISTEN: '127.0.0.1:0' },
+      env: { TESSERA_HTTP_LISTEN: '127.0.0.1:0', ...env },
     });
     a?.close();
     a = connect(replicaA.address);
@@ -183,6 +185,26 @@ describe('replication between two regions', () => {
 
     await arriveInB(digests);
     await waitForLag((lag) => lag === 0, 'the lag must drain after the restart');
+  });
+
+  it('pushes a blob whose replica died the moment after committing it', async () => {
+    // The crash point kills A right after its first commit, before it answers: the commit and its
+    // log entry are one Redis script, so the entry is there for the next replica to push.
+    await replicaA?.stop();
+    await startA({ TESSERA_CRASH_POINTS: 'committed:1' });
+    const data = randomBlob(20_000);
+    const digest = digestOf(data);
+    await assert.rejects(uploadToA(data), 'A dies before it answers');
+    const child = replicaA?.server.child as ChildProcess;
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    assert.equal(child.signalCode, 'SIGKILL', 'A was killed by its crash point');
+    await replicaA?.stop();
+    replicaA = undefined;
+    assert.ok(await redisCommits(regionA.store, digest.hash), 'the blob is committed in A');
+
+    await startA();
+    await arriveInB([digest]);
+    assert.ok((await b.read(blobName(digest))).data.equals(data), 'B serves it whole');
   });
 
   it('delivers everything after a replica is killed in the middle of a push', async () => {
