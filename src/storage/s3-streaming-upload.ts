@@ -4,14 +4,10 @@
 // slows a client that sends faster than S3 takes or the hasher keeps up with. A part that is both
 // confirmed by S3 and hashed goes into the checkpoint in Redis.
 //
-// Two ways to hash, chosen when the upload begins:
-//   - resumable anywhere (`resumeAnywhere`): each part is hashed by a WebAssembly hasher in a
-//     worker thread (cas/part-hashers.ts) and the checkpoint carries the hasher's state after it,
-//     so another replica can continue the upload after this one dies;
-//   - native (the default, and never for BLAKE3): Node's hasher takes the bytes on the event loop
-//     as they arrive, at several times the speed, and the checkpoint carries no hash state
-//     (`hashState` ''). Only this replica, which holds the hasher, can continue such an upload;
-//     another one that is asked to drops it and starts again from 0.
+// How it is hashed (upload-hash.ts) is chosen when it begins: natively by default, and then only
+// this replica, which holds the hasher, can continue it (another one that is asked to drops it and
+// starts again from 0); or resumably (`resumeAnywhere`), with the hasher's state in every
+// checkpoint, so that another replica can continue it after this one dies.
 //
 // Order at finish, and what a crash after each step leaves:
 //   1. size checked against the digest            -> mismatch: abort, INVALID_ARGUMENT
@@ -24,10 +20,10 @@
 //   6. checkpoint removed                         -> crash before: it expires on its own
 // The object key is content-addressed, so completing over an object another upload already wrote
 // replaces it with the same bytes; step 1 guarantees they are the same.
-import { createHash, type Hash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createResumableHasher, type Digest, formatDigest } from '../cas/digest.ts';
+import { type Digest, formatDigest } from '../cas/digest.ts';
 import { CasError, diskError, invalidArgument, unavailable } from '../cas/errors.ts';
 import type { PartHashers } from '../cas/part-hashers.ts';
 import {
@@ -42,6 +38,7 @@ import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type CompletedPart, partSizeFor, type S3Multipart } from './s3-multipart.ts';
 import type { S3ObjectStore } from './s3-object-store.ts';
+import { initialHashState, type UploadHash, uploadHash } from './upload-hash.ts';
 
 export interface StreamingUploadContext {
   readonly multipart: S3Multipart;
@@ -72,10 +69,7 @@ export class S3StreamingUpload implements UploadSink {
   readonly #objectKey: string;
   readonly #s3UploadId: string;
   readonly #partSize: number;
-  /** The hasher state after the last part handed to the hashers, once they return it. */
-  #hashState: Promise<Uint8Array>;
-  /** Native mode: the hash of every byte received so far; undefined when resumable anywhere. */
-  readonly #native: Hash | undefined;
+  readonly #hash: UploadHash;
   /** The digest of every byte received, once the last part is hashed. */
   #finalHash: Promise<string> | undefined;
   /** Parts S3 confirmed, by number; the checkpoint is their contiguous prefix. */
@@ -110,10 +104,8 @@ export class S3StreamingUpload implements UploadSink {
     this.#objectKey = checkpoint.objectKey;
     this.#s3UploadId = checkpoint.s3UploadId;
     this.#partSize = checkpoint.partSize;
-    this.#hashState = Promise.resolve(Buffer.from(checkpoint.hashState, 'base64'));
-    // A native upload is never continued from a checkpoint (see resume), so it starts at 0 here.
-    this.#native =
-      checkpoint.hashState === '' ? createHash(nativeName(identity.digest.fn)) : undefined;
+    // A native hash is never continued from a checkpoint (see resume): it starts at 0 here.
+    this.#hash = uploadHash(identity.digest.fn, checkpoint.hashState, ctx.hashers);
     for (const part of checkpoint.parts) this.#confirmed.set(part.partNumber, part);
     this.#checkpointed = checkpoint.parts.length;
     this.#received = this.#checkpointed * this.#partSize;
@@ -124,14 +116,12 @@ export class S3StreamingUpload implements UploadSink {
   static async begin(ctx: StreamingUploadContext, identity: UploadIdentity) {
     const objectKey = ctx.objects.keyOf(identity.digest);
     const s3UploadId = await ctx.multipart.create(objectKey);
-    const resumable = ctx.resumeAnywhere || identity.digest.fn === 'BLAKE3';
-    const initial = resumable ? (await createResumableHasher(identity.digest.fn)).save() : '';
     const checkpoint: UploadCheckpoint = {
       objectKey,
       s3UploadId,
       partSize: partSizeFor(identity.digest.size, ctx.partSizeBytes),
       parts: [],
-      hashState: Buffer.from(initial).toString('base64'),
+      hashState: await initialHashState(identity.digest.fn, ctx.resumeAnywhere),
     };
     const upload = new S3StreamingUpload(ctx, identity, checkpoint, randomUUID());
     if (await ctx.states.create(identity, upload.#owner, checkpoint)) return upload;
@@ -204,7 +194,7 @@ export class S3StreamingUpload implements UploadSink {
       try {
         if (this.#partBytes > 0 || this.#partNumber === 1) await this.#sealPart(true);
         else {
-          this.#finalHash = this.#hashFrom('', 0, true);
+          this.#finalHash = this.#hash.finish('', 0);
           // Awaited below unless a part failed first; that failure is the one reported.
           this.#finalHash.catch(() => undefined);
         }
@@ -258,7 +248,7 @@ export class S3StreamingUpload implements UploadSink {
    */
   detach(): Promise<void> {
     return this.#serialize(async () => {
-      if (this.#native) {
+      if (!this.#hash.resumable) {
         // Its hash lives only in this process: no other replica could continue it.
         this.#failure ??= new CasError(
           'unavailable',
@@ -291,7 +281,7 @@ export class S3StreamingUpload implements UploadSink {
 
   /** Takes `piece` into the current part; it reaches the file in the next batch write. */
   async #writePiece(piece: Uint8Array): Promise<void> {
-    this.#native?.update(piece);
+    this.#hash.take(piece);
     this.#unwritten.push(piece);
     this.#unwrittenBytes += piece.length;
     this.#partBytes += piece.length;
@@ -322,21 +312,6 @@ export class S3StreamingUpload implements UploadSink {
   }
 
   /**
-   * Chains a hash of `length` bytes of `path` after the parts already handed over. Returns the
-   * state after them, or for the last part (`final`) the digest.
-   */
-  #hashFrom(path: string, length: number, final: true): Promise<string>;
-  #hashFrom(path: string, length: number, final: false): Promise<Uint8Array>;
-  #hashFrom(path: string, length: number, final: boolean): Promise<Uint8Array | string> {
-    // Native: every byte up to here is already in the hasher; there is no state to hand on.
-    if (this.#native) return Promise.resolve(final ? this.#native.digest('hex') : NO_STATE);
-    const job = (state: Uint8Array) => ({ fn: this.digest.fn, state, path, start: 0, length });
-    if (final) return this.#hashState.then((state) => this.#ctx.hashers.finish(job(state)));
-    this.#hashState = this.#hashState.then((state) => this.#ctx.hashers.advance(job(state)));
-    return this.#hashState;
-  }
-
-  /**
    * Closes the current part and starts its upload and its hash, waiting first if too many parts
    * are in flight. The hasher's state after the part is kept for its checkpoint, except after the
    * last part (`final`), whose hash is the digest that finish checks.
@@ -358,11 +333,11 @@ export class S3StreamingUpload implements UploadSink {
     this.#throwIfFailed();
     let hashed: Promise<unknown>;
     if (final) {
-      this.#finalHash = this.#hashFrom(path, length, true);
+      this.#finalHash = this.#hash.finish(path, length);
       hashed = this.#finalHash;
     } else {
-      hashed = this.#hashFrom(path, length, false).then((state) => {
-        this.#hashStates.set(partNumber, Buffer.from(state).toString('base64'));
+      hashed = this.#hash.afterPart(path, length).then((state) => {
+        this.#hashStates.set(partNumber, state);
       });
     }
     const source = { path, start: 0, length };
@@ -474,12 +449,6 @@ export class S3StreamingUpload implements UploadSink {
     this.#tail = run.catch(() => undefined);
     return run;
   }
-}
-
-const NO_STATE = new Uint8Array(0);
-
-function nativeName(fn: Digest['fn']): string {
-  return fn === 'SHA1' ? 'sha1' : fn.toLowerCase();
 }
 
 /** What is left of `pieces` once their first `written` bytes are in the file. */
