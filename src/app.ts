@@ -115,10 +115,9 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     readThrough,
   });
   readThrough.bind(cas);
-  const localActions = replication?.recording(backend.actions) ?? backend.actions;
   const actions = readThrough.enabled
-    ? new ReadThroughActionCache(localActions, readThrough, cas, log)
-    : localActions;
+    ? new ReadThroughActionCache(backend.actions, readThrough, cas, log)
+    : backend.actions;
   replication?.start(peers, cas, backend.actions, metrics);
   const uploads = new UploadRegistry(
     cas,

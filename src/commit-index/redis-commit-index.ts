@@ -56,15 +56,16 @@ const MAX_RECONNECT_DELAY_MS = 2_000;
 const TOMBSTONE_POLL_MS = 50;
 
 /**
- * Where commits are logged for other regions (regions/replication-log.ts), by the same script that
- * writes the commit entry: a commit and its log entry exist together or not at all.
+ * Where commits and stored action results are logged for other regions
+ * (regions/replication-log.ts), in the same step that writes them (the commit script; a MULTI for
+ * an action result): a write and its log entry exist together or not at all.
  */
 export interface CommitJournal {
   /** The stream's key. */
   readonly key: string;
   /** The stream's approximate cap (XADD MAXLEN ~). */
   readonly maxEntries: number;
-  /** Asked at each commit: false for a blob that should not be logged (one a peer pushed). */
+  /** Asked at each write: false for one that should not be logged (one a peer pushed). */
   readonly records: () => boolean;
 }
 
@@ -93,7 +94,10 @@ export class RedisCommitIndex {
     this.script = leaseScripts(this.redis);
   }
 
-  /** From now on, every commit this index writes is also appended to `journal`, atomically. */
+  /**
+   * From now on, every commit and action result this index writes is also appended to `journal`,
+   * atomically.
+   */
   journalCommits(journal: CommitJournal): void {
     this.#journal = journal;
   }
@@ -301,11 +305,32 @@ export class RedisCommitIndex {
   async putActionResult(instance: string, action: Digest, encoded: Uint8Array): Promise<void> {
     const key = this.actionKey(instance, action);
     const value = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    await this.#run('store action result', () =>
-      this.#leaseMs > 0
-        ? this.redis.set(key, value, 'PX', this.#leaseMs)
-        : this.redis.set(key, value),
-    );
+    const journal = this.#journal;
+    if (journal?.records() !== true) {
+      await this.#run('store action result', () =>
+        this.#leaseMs > 0
+          ? this.redis.set(key, value, 'PX', this.#leaseMs)
+          : this.redis.set(key, value),
+      );
+      return;
+    }
+    await this.#run('store action result', async () => {
+      const transaction = this.redis.multi();
+      if (this.#leaseMs > 0) transaction.set(key, value, 'PX', this.#leaseMs);
+      else transaction.set(key, value);
+      transaction.xadd(
+        journal.key,
+        'MAXLEN',
+        '~',
+        journal.maxEntries,
+        '*',
+        ...['kind', 'ac', 'fn', action.fn, 'hash', action.hash, 'size', String(action.size)],
+        ...['instance', instance],
+      );
+      const replies = await transaction.exec();
+      const failed = replies?.find(([error]) => error)?.[0];
+      if (!replies || failed) throw failed ?? new Error('the transaction was discarded');
+    });
   }
 
   async close(): Promise<void> {

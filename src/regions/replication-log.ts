@@ -6,15 +6,12 @@
 //   kind=ac fn hash size instance   an action result stored for this action digest and instance
 // Each peer has a consumer group named after it (see replicator.ts).
 //
-// A blob's entry is appended by the script that writes its commit entry (commit-put-7.lua), so an
-// entry always names something committed and no commit goes unlogged, whatever crashes. An action
-// result's entry is appended after the result is stored: a crash or a Redis failure between the
-// two loses that entry, and the result then reaches other regions only through their
-// read-through. The cap drops the oldest entries of a log no replicator drains (a peer down for
-// days): those too are left to read-through.
-import type { Redis } from 'ioredis';
+// Entries are appended by the commit index in the same step as the write they record: a blob's by
+// the script that writes its commit entry (commit-put-7.lua), an action result's in one MULTI with
+// the result. So an entry always names something stored, and nothing stored goes unlogged,
+// whatever crashes. The cap drops the oldest entries of a log no replicator drains (a peer down
+// for days): those are left to the peers' read-through.
 import type { Digest, DigestFunction } from '../cas/digest.ts';
-import type { Logger } from '../observability/logger.ts';
 
 /** About a day of a busy cache's commits; beyond it the oldest entries are dropped. */
 export const MAX_LOG_ENTRIES = 1_000_000;
@@ -23,31 +20,9 @@ export type LogEntry =
   | { readonly kind: 'blob'; readonly digest: Digest }
   | { readonly kind: 'ac'; readonly digest: Digest; readonly instance: string };
 
-export class ReplicationLog {
-  readonly key: string;
-  readonly #redis: Redis;
-  readonly #log: Logger;
-
-  constructor(redis: Redis, prefix: string, log: Logger) {
-    this.#redis = redis;
-    this.key = `${prefix}replication:log`;
-    this.#log = log;
-  }
-
-  /** Appends an entry; a failure is logged, never thrown: the commit it follows stands. */
-  async append(entry: LogEntry): Promise<void> {
-    const { fn, hash, size } = entry.digest;
-    const fields = ['kind', entry.kind, 'fn', fn, 'hash', hash, 'size', String(size)];
-    if (entry.kind === 'ac') fields.push('instance', entry.instance);
-    try {
-      await this.#redis.xadd(this.key, 'MAXLEN', '~', MAX_LOG_ENTRIES, '*', ...fields);
-    } catch (error) {
-      this.#log.warn(
-        { err: error, hash },
-        'could not append to the replication log; peers will read this through instead',
-      );
-    }
-  }
+/** The key of the log in Redis; the commit index appends to it (`journalCommits`). */
+export function replicationLogKey(prefix: string): string {
+  return `${prefix}replication:log`;
 }
 
 /** Parses the field list of a stream entry; undefined for an entry this version does not know. */

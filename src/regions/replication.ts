@@ -1,9 +1,9 @@
 // Asynchronous replication to peer regions, assembled: the log this region appends to on each
-// commit and action-result store, and one replicator per peer draining it (replicator.ts). Blob
-// commits are logged by the commit index's own commit script (`commitJournal`), so a commit and
-// its entry are written together; action results are logged right after they are stored. Blobs
-// and results that arrived from a peer's own replicator are not logged again: replication is one
-// hop, so every region must list every other as a peer (a full mesh) to receive everything.
+// commit and action-result store, and one replicator per peer draining it (replicator.ts). The
+// commit index writes the entries itself, in the same step as the commit or the stored result
+// (`commitJournal`), so a write and its entry exist together. Blobs and results that arrived from
+// a peer's own replicator are not logged again: replication is one hop, so every region must list
+// every other as a peer (a full mesh) to receive everything.
 import type { Redis } from 'ioredis';
 import type { Cas } from '../cas/cas.ts';
 import type { ActionCacheStore } from '../cas/store.ts';
@@ -12,11 +12,11 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { isPeerCall } from './peer-call.ts';
 import type { PeerClient } from './peer-client.ts';
-import { type LogEntry, MAX_LOG_ENTRIES, ReplicationLog } from './replication-log.ts';
+import { MAX_LOG_ENTRIES, replicationLogKey } from './replication-log.ts';
 import { Replicator, registerReplicationMetrics } from './replicator.ts';
 
 export class Replication {
-  readonly #log: ReplicationLog;
+  readonly #logKey: string;
   readonly #redis: Redis;
   readonly #logger: Logger;
   #replicators: Replicator[] = [];
@@ -24,29 +24,12 @@ export class Replication {
   constructor(redis: Redis, prefix: string, logger: Logger) {
     this.#redis = redis;
     this.#logger = logger;
-    this.#log = new ReplicationLog(redis, prefix, logger);
+    this.#logKey = replicationLogKey(prefix);
   }
 
-  /** Where the commit index logs blob commits: this log, except for blobs a peer pushed. */
+  /** Where the commit index logs commits and action results: this log, except what a peer pushed. */
   get commitJournal(): CommitJournal {
-    return { key: this.#log.key, maxEntries: MAX_LOG_ENTRIES, records: () => !isPeerCall() };
-  }
-
-  /** This region's action cache, logging every result stored (except those a peer pushed). */
-  recording(actions: ActionCacheStore): ActionCacheStore {
-    return {
-      getActionResult: (instance, action) => actions.getActionResult(instance, action),
-      putActionResult: async (instance, action, encoded) => {
-        await actions.putActionResult(instance, action, encoded);
-        this.#record({ kind: 'ac', digest: action, instance });
-      },
-    };
-  }
-
-  #record(entry: LogEntry): void {
-    if (isPeerCall()) return;
-    // The append never throws (failures are logged); not waiting keeps it off the reply's path.
-    void this.#log.append(entry);
+    return { key: this.#logKey, maxEntries: MAX_LOG_ENTRIES, records: () => !isPeerCall() };
   }
 
   /** Starts one replicator per peer, each on a Redis connection of its own. */
@@ -56,7 +39,7 @@ export class Replication {
         new Replicator({
           redis: this.#redis.duplicate(),
           admin: this.#redis,
-          logKey: this.#log.key,
+          logKey: this.#logKey,
           peer,
           cas,
           actions,
