@@ -104,7 +104,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     settings.replication === 'on' && index !== undefined && peers.length > 0
       ? new Replication(index.redis, settings.redisPrefix, regionLog)
       : undefined;
-  // Blob commits are logged by the commit itself, so no crash can lose the entry of one.
+  // Commits and action results are logged in the same Redis step that writes them.
   if (replication) index?.journalCommits(replication.commitJournal);
   const cas = new Cas(backend.blobs, {
     stagingDir,

@@ -257,8 +257,8 @@ export class RedisCommitIndex {
         this.bytesKey,
         this.tombstoneKeyOf(member),
         this.bornKey,
-        // Always a key of this index, so the script's keys stay in one place even when unused.
-        journal?.key ?? `${this.prefix}replication:log`,
+        // Without a journal any key will do: the script touches KEYS[7] only when told to log.
+        journal?.key ?? this.blobKey(digest),
         token,
         digest.size,
         member,

@@ -27,7 +27,7 @@ export class Replication {
     this.#logKey = replicationLogKey(prefix);
   }
 
-  /** Where the commit index logs commits and action results: this log, except what a peer pushed. */
+  /** Where the commit index logs commits and action results: here, except what a peer pushed. */
   get commitJournal(): CommitJournal {
     return { key: this.#logKey, maxEntries: MAX_LOG_ENTRIES, records: () => !isPeerCall() };
   }

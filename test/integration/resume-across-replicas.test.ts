@@ -109,7 +109,7 @@ describe('an upload whose replica dies', () => {
     assert.equal(open.Uploads?.length ?? 0, 0, 'no multipart upload is left open');
   });
 
-  it('with a native hash, starts again from 0 on another replica and commits the blob whole', async () => {
+  it('with a native hash, starts over on another replica and commits the blob whole', async () => {
     const { replica: a } = await startReplica();
     const { replica: b, dir: bStaging } = await startReplica();
     const data = randomBytes(BLOB_BYTES);
