@@ -3,11 +3,10 @@
 // the empty blob is always present; concurrent commits of one digest on this server share one
 // backend write; a read that ends short is an error, never a clean end of stream; with
 // `verifyReads: 'always'`, a whole read whose bytes do not hash to the digest is an error too.
-import { rm } from 'node:fs/promises';
 import type { Logger } from '../observability/logger.ts';
 import type { ReadThrough } from '../regions/read-through.ts';
 import type { StagingBudget } from '../staging/budget.ts';
-import { Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
+import { removeStagedFile, Spool, type StagedBlob, spoolBuffer } from '../staging/spool.ts';
 import {
   createHasher,
   type Digest,
@@ -155,13 +154,13 @@ export class Cas {
   /** Commits a verified staged blob, consuming its file (see `commitOnce`). */
   async commit(staged: StagedBlob): Promise<void> {
     if (isEmptyDigest(staged.digest)) {
-      await rm(staged.path, { force: true });
+      await removeStagedFile(staged.path);
       return;
     }
     await this.commitOnce(
       staged.digest,
       () => this.store.commit(staged),
-      () => rm(staged.path, { force: true }),
+      () => removeStagedFile(staged.path),
     );
   }
 

@@ -13,7 +13,6 @@
 //      after step 3): back to step 2, at most three times.
 //   6. remove the staged file -> crash before: an orphan staging file, swept at start.
 // The client is answered only after step 5.
-import { rm } from 'node:fs/promises';
 import { type Digest, formatDigest } from '../cas/digest.ts';
 import { notFound, unavailable } from '../cas/errors.ts';
 import { PartHashers } from '../cas/part-hashers.ts';
@@ -24,7 +23,7 @@ import { UploadStateStore } from '../commit-index/upload-state.ts';
 import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ReadCache } from '../read-cache/read-cache.ts';
-import type { StagedBlob } from '../staging/spool.ts';
+import { removeStagedFile, type StagedBlob } from '../staging/spool.ts';
 import { partSizeFor } from './s3-multipart.ts';
 import { ObjectMissingError, type S3ObjectStore } from './s3-object-store.ts';
 import { S3StreamingUpload, type StreamingUploadContext } from './s3-streaming-upload.ts';
@@ -135,7 +134,7 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
           `${PUT_ATTEMPTS} times while it was written; upload it again`,
       );
     } finally {
-      await rm(staged.path, { force: true });
+      await removeStagedFile(staged.path);
     }
   }
 

@@ -21,7 +21,7 @@
 // The object key is content-addressed, so completing over an object another upload already wrote
 // replaces it with the same bytes; step 1 guarantees they are the same.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type FileHandle, open, rm } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, formatDigest } from '../cas/digest.ts';
 import { CasError, diskError, invalidArgument, unavailable } from '../cas/errors.ts';
@@ -36,6 +36,7 @@ import type { RedisCommitIndex } from '../commit-index/redis-commit-index.ts';
 import type { UploadCheckpoint, UploadStateStore } from '../commit-index/upload-state.ts';
 import { crashPoint } from '../observability/crash-points.ts';
 import type { Logger } from '../observability/logger.ts';
+import { removeStagedFile } from '../staging/spool.ts';
 import { type CompletedPart, partSizeFor, type S3Multipart } from './s3-multipart.ts';
 import type { S3ObjectStore } from './s3-object-store.ts';
 import { initialHashState, type UploadHash, uploadHash } from './upload-hash.ts';
@@ -361,7 +362,7 @@ export class S3StreamingUpload implements UploadSink {
       })
       .finally(() => {
         this.#inflight.delete(partNumber);
-        if (path) void rm(path, { force: true });
+        if (path) void removeStagedFile(path).catch(() => undefined);
       });
     this.#inflight.set(partNumber, done);
   }
@@ -437,7 +438,7 @@ export class S3StreamingUpload implements UploadSink {
     this.#unwrittenBytes = 0;
     await this.#partFile?.close().catch(() => undefined);
     this.#partFile = undefined;
-    if (this.#partPath) await rm(this.#partPath, { force: true });
+    if (this.#partPath) await removeStagedFile(this.#partPath);
   }
 
   #throwIfFailed(): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,13 @@ import { blake3 } from 'hash-wasm';
 import { type Digest, emptyDigest, toDigest } from '../../src/cas/digest.ts';
 import { CasError } from '../../src/cas/errors.ts';
 import { OffsetMismatchError } from '../../src/cas/upload-sink.ts';
-import { prepareStagingDir, Spool, spoolBuffer, sweepStaging } from '../../src/staging/spool.ts';
+import {
+  prepareStagingDir,
+  removeStagedFile,
+  Spool,
+  spoolBuffer,
+  sweepStaging,
+} from '../../src/staging/spool.ts';
 
 let root = '';
 before(async () => {
@@ -307,5 +313,25 @@ describe('sweepStaging', () => {
     const dir = join(root, 'nested', 'staging');
     assert.equal(await prepareStagingDir(dir), 0);
     assert.ok((await stat(dir)).isDirectory());
+  });
+});
+
+describe('removeStagedFile', () => {
+  it('removes a file, and does nothing when it is already gone', async () => {
+    const dir = await freshDir();
+    const path = join(dir, 'done.spool');
+    await writeFile(path, 'bytes');
+    await removeStagedFile(path);
+    assert.equal(await exists(path), false);
+    await removeStagedFile(path);
+  });
+
+  it('reports a path it cannot remove instead of ignoring it', async () => {
+    const dir = await freshDir();
+    const path = join(dir, 'not-a-file.spool');
+    await mkdir(path);
+    await assert.rejects(removeStagedFile(path), (error: NodeJS.ErrnoException) =>
+      ['EISDIR', 'EPERM'].includes(error.code ?? ''),
+    );
   });
 });
