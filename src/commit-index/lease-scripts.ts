@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 
 /** Script file and number of keys. */
 const SCRIPTS = {
-  beginPut: ['begin-put-2.lua', 2],
+  beginPut: ['begin-put-4.lua', 4],
   commitPut: ['commit-put-7.lua', 7],
   adoptEntry: ['adopt-entry-3.lua', 3],
   dropEntry: ['drop-entry-3.lua', 3],

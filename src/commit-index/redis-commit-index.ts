@@ -212,6 +212,26 @@ export class RedisCommitIndex {
    * once when the wait begins.
    */
   async beginPut(digest: Digest, onWait?: (tombstoneMs: number) => void): Promise<string> {
+    return (await this.#beginPut(digest, false, onWait)) as string;
+  }
+
+  /**
+   * `beginPut`, unless the blob is committed already: then its lease is renewed, as `lookup`
+   * would, no intent is recorded and the answer is undefined. One round trip for what a lookup
+   * and then `beginPut` would ask in two.
+   */
+  beginPutUnlessCommitted(
+    digest: Digest,
+    onWait?: (tombstoneMs: number) => void,
+  ): Promise<string | undefined> {
+    return this.#beginPut(digest, true, onWait);
+  }
+
+  async #beginPut(
+    digest: Digest,
+    unlessCommitted: boolean,
+    onWait: ((tombstoneMs: number) => void) | undefined,
+  ): Promise<string | undefined> {
     const member = this.memberOf(digest);
     const token = randomUUID();
     const deadline = Date.now() + TOMBSTONE_MAX_LIFE_MS + TOMBSTONE_POLL_MS;
@@ -222,11 +242,17 @@ export class RedisCommitIndex {
           'beginPut',
           this.tombstoneKeyOf(member),
           this.intentKeyOf(member),
+          this.blobKey(digest),
+          this.leaseKey,
           token,
           WRITE_INTENT_MS,
+          unlessCommitted ? String(digest.size) : '',
+          member,
+          Date.now(),
         ),
       );
       const tombstoneMs = Number(answer);
+      if (tombstoneMs === -1) return undefined;
       if (tombstoneMs === 0) return token;
       if (Date.now() > deadline) {
         throw unavailable(

@@ -63,13 +63,12 @@ export async function reindex(
       report.unrecognised.push(key);
       return;
     }
-    const [present] = await index.lookup([digest]);
-    if (present !== undefined) {
+    const token = await index.beginPutUnlessCommitted(digest);
+    if (token === undefined) {
       report.present += 1;
       count('present');
       return;
     }
-    const token = await index.beginPut(digest);
     const verdict = await verifyObject(objects, digest).catch(async (error: unknown) => {
       await index.abandonPut(digest, token).catch(() => undefined);
       throw error;

@@ -1,16 +1,17 @@
 // S3 mode: blob content in S3, commits and action results in Redis.
 //
 // Commit sequence for a verified staged blob, and what a crash after each step leaves:
-//   1. look the digest up in Redis; already committed -> drop the staged file, done.
-//   2. record a write intent (waits while a collector deletes this digest's object) -> crash: an
-//      intent that expires after an hour; until then the collector spares the digest.
+//   1-2. one script (begin-put-4): already committed -> its lease renewed, the staged file
+//      dropped, done; otherwise a write intent (it waits while a collector deletes this digest's
+//      object) -> crash: an intent that expires after an hour; until then the collector spares
+//      the digest.
 //   3. PutObject / multipart upload of the staged file -> crash: a staging file (swept at start)
 //      and possibly an object or an incomplete multipart upload with no commit entry: invisible,
 //      reclaimed by the collector's orphan sweep, rewritten by the next upload of that digest.
 //   4. multipart only: HEAD checks the stored size.
 //   5. commit-put: the commit entry and its lease, only if the intent is still live -> from here
 //      the blob is visible on every replica. Refused (the collector may have deleted the object
-//      after step 3): back to step 2, at most three times.
+//      after step 3): back to step 1, at most three times.
 //   6. remove the staged file -> crash before: an orphan staging file, swept at start.
 // The client is answered only after step 5.
 import { type Digest, formatDigest } from '../cas/digest.ts';
@@ -120,8 +121,6 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
 
   async commit(staged: StagedBlob): Promise<void> {
     try {
-      const [present] = await this.#index.lookup([staged.digest]);
-      if (present !== undefined) return;
       for (let attempt = 1; attempt <= PUT_ATTEMPTS; attempt++) {
         if (await this.#putAndCommit(staged)) return;
         this.#log.warn(
@@ -138,15 +137,19 @@ export class S3RedisBackend implements BlobStore, ActionCacheStore, Backend {
     }
   }
 
-  /** Writes the object under a write intent and commits it; false when the commit was refused. */
+  /**
+   * Writes the object under a write intent and commits it; false when the commit was refused.
+   * True at once, writing nothing, when the blob is committed already.
+   */
   async #putAndCommit(staged: StagedBlob): Promise<boolean> {
     const digest = staged.digest;
-    const token = await this.#index.beginPut(digest, (tombstoneMs) =>
+    const token = await this.#index.beginPutUnlessCommitted(digest, (tombstoneMs) =>
       this.#log.debug(
         { digest: formatDigest(digest), tombstoneMs },
         'waiting for the collector to finish deleting this blob',
       ),
     );
+    if (token === undefined) return true;
     try {
       await this.#objects.put(digest, staged.path, staged.bytes);
     } catch (error) {

@@ -399,14 +399,13 @@ export class S3StreamingUpload implements UploadSink {
   }
 
   async #completeAndCommit(): Promise<void> {
-    const [already] = await this.#ctx.index.lookup([this.digest]);
-    if (already !== undefined) {
+    // The object appears at CompleteMultipartUpload: that is the write the intent must cover.
+    const token = await this.#ctx.index.beginPutUnlessCommitted(this.digest);
+    if (token === undefined) {
       await this.abandonNow();
       return;
     }
     const parts = [...this.#confirmed.values()];
-    // The object appears at CompleteMultipartUpload: that is the write the intent must cover.
-    const token = await this.#ctx.index.beginPut(this.digest);
     try {
       await this.#ctx.multipart.complete(this.#objectKey, this.#s3UploadId, parts);
       const stored = await this.#ctx.objects.head(this.digest);

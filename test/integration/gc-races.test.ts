@@ -226,6 +226,25 @@ describe('garbage collection', () => {
     assert.equal(await rig.redis.exists(rig.commitKey(blob.digest)), 0);
   });
 
+  it('renews the lease of a blob written again instead of recording an intent, so it is kept', async () => {
+    const blob = await upload();
+    await gc.age(blob.digest, EXPIRED);
+    const digest = { fn: 'SHA256' as const, hash: blob.digest.hash, size: blob.data.length };
+    const intents = gc.index.intentKeyOf(gc.member(blob.digest));
+
+    assert.equal(await gc.index.beginPutUnlessCommitted(digest), undefined);
+    assert.equal(await rig.redis.exists(intents), 0, 'no intent for a committed blob');
+    const report = await gc.collector().collect();
+    assert.equal(report.deleted.length, 0, 'the renewed lease keeps the blob');
+    await assertEntryHasObject(blob.digest);
+
+    // The same hash with another size is not that commit: the writer gets an intent to write.
+    const other = { ...digest, size: digest.size + 1 };
+    const token = await gc.index.beginPutUnlessCommitted(other);
+    assert.equal(typeof token, 'string');
+    await gc.index.abandonPut(other, token as string);
+  });
+
   it('after a collector dies having condemned, writers wait for the tombstone, then write', async () => {
     const blob = await upload();
     await gc.age(blob.digest, EXPIRED);

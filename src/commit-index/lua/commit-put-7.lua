@@ -1,5 +1,5 @@
 --[[
-  Writes a blob's commit entry after its object was written under a write intent (begin-put-2),
+  Writes a blob's commit entry after its object was written under a write intent (begin-put-4),
   and starts its lease. Refused when the intent is gone or expired, or a tombstone exists: a
   collector may then have deleted the object after it was written, so the caller must write the
   object again (under a new intent) before committing.
@@ -12,7 +12,7 @@
   KEYS[6]  when this index began ({prefix}gc:born, ms): set by the first commit into an empty
            index; the orphan sweep never deletes objects older than that
   KEYS[7]  the replication log ({prefix}replication:log), a stream; touched only when ARGV[5] is 1
-  ARGV[1]  token of the write (as given to begin-put-2)
+  ARGV[1]  token of the write (as given to begin-put-4)
   ARGV[2]  the blob's size in bytes
   ARGV[3]  the lease index member ({fn}:{hash})
   ARGV[4]  the touch time (ms)

@@ -1,7 +1,7 @@
 --[[
   Condemns a blob for deletion: removes its commit entry and lease and leaves a tombstone, in one
   step, but only if the blob is still what the collector chose. From here until the tombstone is
-  released or expires, no write intent can be recorded for the blob (begin-put-2), so no commit of
+  released or expires, no write intent can be recorded for the blob (begin-put-4), so no commit of
   it can happen while its object is being deleted.
 
   KEYS[1]  the commit entry ({prefix}cas:{fn}:{hash})
