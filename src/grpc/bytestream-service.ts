@@ -147,7 +147,16 @@ async function write(
           digest: formatDigest(resource.digest),
           instance: resource.instance,
         });
-        if (await cas.isCommitted(resource.digest)) {
+        // A Write whose first message is the whole blob is not asked about first: its commit
+        // finds a blob committed already and writes nothing (begin-put-4 in S3 mode), so asking
+        // would cost a Redis round trip per small blob and save nothing. A compressed Write still
+        // asks, to answer -1 as the protocol wants for a blob that was there.
+        const whole =
+          request.finishWrite &&
+          request.writeOffset === 0 &&
+          !isCompressed(resource) &&
+          request.data.length === resource.digest.size;
+        if (!whole && (await cas.isCommitted(resource.digest))) {
           log.debug('blob already committed; ending the write early');
           // REAPI: -1 tells a compressed upload's client the blob is there; the size would not.
           return { committedSize: isCompressed(resource) ? -1 : resource.digest.size };

@@ -164,6 +164,29 @@ describe('GET /metrics', () => {
     assert.equal(sumOf(samples, 'tessera_redis_commands_total', { outcome: 'error' }), 0);
   });
 
+  it('commits a blob sent whole in one message without a lookup first, and one sent in parts with one', async () => {
+    const lookups = async () => {
+      const now = parseScrape((await httpGet(rig.app.httpAddress as string, '/metrics')).body);
+      return sumOf(now, 'tessera_redis_commands_total', { command: 'zmscore' });
+    };
+    const data = randomBlob(5000);
+    const digest = digestOf(data);
+    const before = await lookups();
+    assert.equal(await client.write(uploadName(digest), data), data.length);
+    // Sent whole again: the commit finds it committed (begin-put-4), still with no lookup.
+    assert.equal(await client.write(uploadName(digest), data), data.length);
+    assert.equal(await lookups(), before, 'no lookup for writes sent whole');
+    assert.ok((await client.read(blobName(digest))).data.equals(data));
+
+    const afterRead = await lookups();
+    const parted = randomBlob(5000);
+    const partedDigest = digestOf(parted);
+    const name = uploadName(partedDigest);
+    await client.write(name, parted.subarray(0, 1000), { finish: false }).catch(() => undefined);
+    assert.equal(await client.write(name, parted, { offset: 1000 }), parted.length);
+    assert.equal(await lookups(), afterRead + 2, 'one lookup per Write that did not send it all');
+  });
+
   it('reports staging space and the commit-entry count', () => {
     assert.equal(sampleValue(samples, 'tessera_staging_reserved_bytes'), 0);
     assert.equal(sampleValue(samples, 'tessera_staging_limit_bytes'), STAGING_MAX_BYTES);
