@@ -231,6 +231,12 @@ export class S3StreamingUpload implements UploadSink {
    */
   reclaim(): Promise<boolean> {
     return this.#serialize(async () => {
+      // Parts still uploading from the broken-off Write may advance the checkpoint, and its save
+      // may not have reached Redis yet: let both finish, or the stored checkpoint would trail the
+      // one this sink reported (QueryWriteStatus), look like another replica's, and the upload
+      // would start over under a client resuming at the reported offset.
+      await Promise.allSettled(this.#inflight.values());
+      await this.#saving;
       const checkpoint = await this.#ctx.states.takeOver(this.#identity, this.#owner);
       if (checkpoint && checkpoint.parts.length === this.#checkpointed && !this.#failure) {
         return true;
