@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+} from '@aws-sdk/client-s3';
 import { status } from '@grpc/grpc-js';
 import {
   blobName,
@@ -72,6 +76,26 @@ describe('S3 + Redis write path', () => {
       assert.ok(Date.now() - touched < 60_000, 'commit entry has a lease');
     }
     assert.equal(await openMultipartUploads(rig), 0);
+    assert.deepEqual(await readdir(rig.stagingDir), []);
+  });
+
+  it('stores exactly the bytes sent, in messages of any size across write batches and parts', async () => {
+    // 3 parts of 5 MiB; messages straddle the 1 MiB write batches and the part boundaries, and
+    // some are a batch or more on their own.
+    const data = randomBlob(12 * MIB + 7);
+    const digest = digestOf(data);
+    const sizes = [1, 16 * 1024, MIB + 3, 3 * MIB, 5, 700 * 1024, MIB];
+    assert.equal(
+      await rig.client.write(uploadName(digest), data, { chunkBytes: sizes }),
+      data.length,
+    );
+    const stored = await rig.s3.send(
+      new GetObjectCommand({ Bucket: rig.bucket, Key: rig.objectKey(digest) }),
+    );
+    const bytes = Buffer.from(
+      await (stored.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+    );
+    assert.ok(bytes.equals(data), 'the object holds the bytes sent, in order');
     assert.deepEqual(await readdir(rig.stagingDir), []);
   });
 

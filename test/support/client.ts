@@ -35,11 +35,14 @@ export interface TestClient {
   readonly actionCache: Untyped;
   readonly capabilities: Untyped;
   unary<Res>(client: Untyped, method: string, request: object): Promise<Res>;
-  /** Uploads with ByteStream Write in `chunkBytes` messages; returns committed_size. */
+  /**
+   * Uploads with ByteStream Write in messages of `chunkBytes` (a list: its sizes in turn, over
+   * and over); returns committed_size.
+   */
   write(
     name: string,
     data: Buffer,
-    options?: { chunkBytes?: number; offset?: number; finish?: boolean },
+    options?: { chunkBytes?: number | readonly number[]; offset?: number; finish?: boolean },
   ): Promise<number>;
   /** Reads with ByteStream Read; resolves with every byte, rejects with the status on failure. */
   read(
@@ -105,6 +108,8 @@ export function connect(address: string, connectOptions: ConnectOptions = {}): T
           error ? reject(error) : resolve(response.committedSize),
         );
         let at = offset;
+        const sizes = typeof chunkBytes === 'number' ? [chunkBytes] : chunkBytes;
+        let message = 0;
         if (data.length === offset) {
           call.write({
             resourceName: name,
@@ -114,7 +119,7 @@ export function connect(address: string, connectOptions: ConnectOptions = {}): T
           });
         }
         while (at < data.length) {
-          const end = Math.min(at + chunkBytes, data.length);
+          const end = Math.min(at + (sizes[message++ % sizes.length] as number), data.length);
           call.write({
             resourceName: at === offset ? name : '',
             writeOffset: at,
