@@ -58,11 +58,7 @@ export interface StreamingUploadContext {
 
 /**
  * Received bytes are gathered up to this much before one write to the part file: Bazel sends
- * 16 KiB messages, and a write per message costs more CPU than gathering them. They are copied
- * into one buffer per upload, reused for every batch, rather than kept as the messages' own
- * buffers: 64 buffers held per MiB lived long enough to be promoted, and the garbage collector
- * took a third of a 16 KiB-message upload's CPU. A message of a whole batch or more is written
- * from its own buffer, without the copy.
+ * 16 KiB messages, and a write per message cost more CPU than the copy-free gathering.
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
@@ -88,9 +84,9 @@ export class S3StreamingUpload implements UploadSink {
   #partFile: FileHandle | undefined;
   #partPath = '';
   #partBytes = 0;
-  /** Received bytes not yet written to the part file: the first `#batchBytes` of `#batch`. */
-  #batch: Buffer | undefined;
-  #batchBytes = 0;
+  /** Received bytes not yet written to the part file (at most WRITE_BATCH_BYTES). */
+  #unwritten: Uint8Array[] = [];
+  #unwrittenBytes = 0;
   #failure: CasError | undefined;
   #detached = false;
   #tail: Promise<unknown> = Promise.resolve();
@@ -293,42 +289,28 @@ export class S3StreamingUpload implements UploadSink {
   /** Takes `piece` into the current part; it reaches the file in the next batch write. */
   async #writePiece(piece: Uint8Array): Promise<void> {
     this.#hash.take(piece);
+    this.#unwritten.push(piece);
+    this.#unwrittenBytes += piece.length;
     this.#partBytes += piece.length;
     this.#received += piece.length;
-    let rest = piece;
-    while (rest.length > 0) {
-      if (this.#batchBytes === 0 && rest.length >= WRITE_BATCH_BYTES) {
-        await this.#writeToPart(rest);
-        return;
-      }
-      this.#batch ??= Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
-      const taken = Math.min(rest.length, WRITE_BATCH_BYTES - this.#batchBytes);
-      this.#batch.set(rest.subarray(0, taken), this.#batchBytes);
-      this.#batchBytes += taken;
-      rest = rest.subarray(taken);
-      if (this.#batchBytes === WRITE_BATCH_BYTES) await this.#flushWrites();
-    }
+    if (this.#unwrittenBytes >= WRITE_BATCH_BYTES) await this.#flushWrites();
   }
 
-  /** Writes the gathered bytes to the part file; the batch buffer is free again afterwards. */
+  /** Writes the gathered pieces to the part file, in one call when the kernel takes them all. */
   async #flushWrites(): Promise<void> {
-    if (this.#batchBytes === 0 || !this.#batch) return;
-    const bytes = this.#batch.subarray(0, this.#batchBytes);
-    this.#batchBytes = 0;
-    await this.#writeToPart(bytes);
-  }
-
-  async #writeToPart(bytes: Uint8Array): Promise<void> {
+    if (this.#unwrittenBytes === 0) return;
+    let pieces = this.#unwritten;
+    this.#unwritten = [];
+    this.#unwrittenBytes = 0;
     try {
       if (!this.#partFile) {
         this.#partPath = join(this.#ctx.stagingDir, `${randomBytes(12).toString('hex')}.spool`);
         this.#partFile = await open(this.#partPath, 'wx', 0o600);
       }
-      let written = 0;
-      while (written < bytes.length) {
-        const { bytesWritten } = await this.#partFile.write(bytes, written);
+      while (pieces.length > 0) {
+        const { bytesWritten } = await this.#partFile.writev(pieces);
         if (bytesWritten === 0) throw new Error('the staging file took no bytes');
-        written += bytesWritten;
+        pieces = unwrittenAfter(pieces, bytesWritten);
       }
     } catch (error) {
       throw diskError(error, 'cannot write to the staging file');
@@ -457,8 +439,8 @@ export class S3StreamingUpload implements UploadSink {
   }
 
   async #removeLocalFiles(): Promise<void> {
-    this.#batch = undefined;
-    this.#batchBytes = 0;
+    this.#unwritten = [];
+    this.#unwrittenBytes = 0;
     await this.#partFile?.close().catch(() => undefined);
     this.#partFile = undefined;
     if (this.#partPath) await removeStagedFile(this.#partPath);
@@ -473,6 +455,21 @@ export class S3StreamingUpload implements UploadSink {
     this.#tail = run.catch(() => undefined);
     return run;
   }
+}
+
+/** What is left of `pieces` once their first `written` bytes are in the file. */
+function unwrittenAfter(pieces: readonly Uint8Array[], written: number): Uint8Array[] {
+  const left: Uint8Array[] = [];
+  let skip = written;
+  for (const piece of pieces) {
+    if (skip >= piece.length) {
+      skip -= piece.length;
+      continue;
+    }
+    left.push(skip > 0 ? piece.subarray(skip) : piece);
+    skip = 0;
+  }
+  return left;
 }
 
 function superseded(digest: Digest): CasError {
