@@ -36,6 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Digest } from '../cas/digest.ts';
 import { unavailable } from '../cas/errors.ts';
+import { crashPoint } from '../observability/crash-points.ts';
 import { leaseScripts, type RunScript } from './lease-scripts.ts';
 
 export interface RedisCommitIndexSettings {
@@ -338,8 +339,10 @@ export class RedisCommitIndex {
           ? this.redis.set(key, value, 'PX', this.#leaseMs)
           : this.redis.set(key, value),
       );
+      crashPoint('action-result-stored');
       return;
     }
+    // With its replication-log entry in the same MULTI: no crash can separate the two.
     await this.#run('store action result', async () => {
       const transaction = this.redis.multi();
       if (this.#leaseMs > 0) transaction.set(key, value, 'PX', this.#leaseMs);
@@ -357,6 +360,7 @@ export class RedisCommitIndex {
       const failed = replies?.find(([error]) => error)?.[0];
       if (!replies || failed) throw failed ?? new Error('the transaction was discarded');
     });
+    crashPoint('action-result-stored');
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@
 //
 // The setting is a comma-separated list of `point:n`: die the n-th time the point is reached.
 
-export const CRASH_POINTS = [
+/** The points uploads pass, which test/crash kills replicas at. */
+export const WRITE_PATH_CRASH_POINTS = [
   /** Bytes of an upload were just written to a staging file. */
   'spool-write',
   /** S3 confirmed a part of a streaming upload. */
@@ -13,6 +14,12 @@ export const CRASH_POINTS = [
   's3-complete',
   /** The commit entry is written; the client has not been answered yet. */
   'committed',
+] as const;
+
+export const CRASH_POINTS = [
+  ...WRITE_PATH_CRASH_POINTS,
+  /** An action result is stored in Redis (S3 mode); the client has not been answered yet. */
+  'action-result-stored',
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 

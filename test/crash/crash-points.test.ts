@@ -2,7 +2,7 @@
 // `npm run torture` runs hundreds and prints the same report.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CRASH_POINTS } from '../../src/observability/crash-points.ts';
+import { WRITE_PATH_CRASH_POINTS } from '../../src/observability/crash-points.ts';
 import { runTorture } from './torture.ts';
 
 describe('a replica killed anywhere on the write path', () => {
@@ -12,7 +12,7 @@ describe('a replica killed anywhere on the write path', () => {
     const report = await runTorture({ trials: 15 });
     console.log(`crash-point trials: ${JSON.stringify(report)}`);
     assert.deepEqual(report.violations, []);
-    for (const point of CRASH_POINTS) {
+    for (const point of WRITE_PATH_CRASH_POINTS) {
       assert.ok((report.crashes[point] ?? 0) > 0, `no trial crashed at ${point}`);
     }
     assert.ok(report.acknowledged > 0, 'some uploads were acknowledged');

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
-import { CRASH_POINTS } from '../../src/observability/crash-points.ts';
+import { WRITE_PATH_CRASH_POINTS } from '../../src/observability/crash-points.ts';
 import { blobName, connect, type Digest, digestOf, uploadName } from '../support/client.ts';
 import {
   createSharedStore,
@@ -27,7 +27,7 @@ import { createTestS3Client } from '../support/services/index.ts';
 
 const MIB = 1024 * 1024;
 const RANDOM = 'random-moment';
-type Point = (typeof CRASH_POINTS)[number] | typeof RANDOM;
+type Point = (typeof WRITE_PATH_CRASH_POINTS)[number] | typeof RANDOM;
 
 export interface TortureOptions {
   readonly trials: number;
@@ -64,7 +64,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   let acknowledged = 0;
   let checkedBlobs = 0;
   try {
-    const points: Point[] = [...CRASH_POINTS, RANDOM];
+    const points: Point[] = [...WRITE_PATH_CRASH_POINTS, RANDOM];
     for (let trial = 0; trial < options.trials; trial++) {
       const point = points[trial % points.length] as Point;
       const outcome = await runTrial(store, stagingA, observer, point);

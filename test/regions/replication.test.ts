@@ -125,6 +125,30 @@ describe('replication between two regions', () => {
     await waitForLag((lag) => lag === 0, 'the lag must drain to 0');
   });
 
+  /** Polls B until it serves the action result of `action`, or fails. */
+  const actionResultInB = async (action: Digest) => {
+    const deadline = Date.now() + ARRIVAL_MS;
+    let got: { outputFiles: { digest: Digest }[] } | undefined;
+    while (got === undefined && Date.now() < deadline) {
+      got = await b
+        .unary<{ outputFiles: { digest: Digest }[] }>(b.actionCache, 'GetActionResult', {
+          actionDigest: action,
+        })
+        .catch(() => undefined);
+      if (got === undefined) await sleep(200);
+    }
+    assert.ok(got, 'the action result never reached B');
+    return got;
+  };
+  /** Waits for A, started with a crash point, to have died of it; then forgets it. */
+  const awaitCrashOfA = async () => {
+    const child = replicaA?.server.child as ChildProcess;
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    assert.equal(child.signalCode, 'SIGKILL', 'A was killed by its crash point');
+    await replicaA?.stop();
+    replicaA = undefined;
+  };
+
   it('pushes an action result after its outputs, so B serves it whole', async () => {
     const output = randomBlob(300_000);
     const outputDigest = await uploadToA(output);
@@ -137,17 +161,7 @@ describe('replication between two regions', () => {
       },
     });
 
-    const deadline = Date.now() + ARRIVAL_MS;
-    let got: { outputFiles: { digest: Digest }[] } | undefined;
-    while (got === undefined && Date.now() < deadline) {
-      got = await b
-        .unary<{ outputFiles: { digest: Digest }[] }>(b.actionCache, 'GetActionResult', {
-          actionDigest: action,
-        })
-        .catch(() => undefined);
-      if (got === undefined) await sleep(200);
-    }
-    assert.ok(got, 'the action result never reached B');
+    const got = await actionResultInB(action);
     assert.equal(got.outputFiles[0]?.digest.hash, outputDigest.hash);
     assert.ok((await b.read(blobName(outputDigest))).data.equals(output));
   });
@@ -195,16 +209,37 @@ describe('replication between two regions', () => {
     const data = randomBlob(20_000);
     const digest = digestOf(data);
     await assert.rejects(uploadToA(data), 'A dies before it answers');
-    const child = replicaA?.server.child as ChildProcess;
-    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-    assert.equal(child.signalCode, 'SIGKILL', 'A was killed by its crash point');
-    await replicaA?.stop();
-    replicaA = undefined;
+    await awaitCrashOfA();
     assert.ok(await redisCommits(regionA.store, digest.hash), 'the blob is committed in A');
 
     await startA();
     await arriveInB([digest]);
     assert.ok((await b.read(blobName(digest))).data.equals(data), 'B serves it whole');
+  });
+
+  it('pushes an action result whose replica died the moment after storing it', async () => {
+    // The result and its log entry are one MULTI, so the entry outlives A's death before it answers.
+    const output = randomBlob(30_000);
+    const outputDigest = await uploadToA(output);
+    await replicaA?.stop();
+    await startA({ TESSERA_CRASH_POINTS: 'action-result-stored:1' });
+    const action = digestOf(randomBlob(200));
+    await assert.rejects(
+      a.unary(a.actionCache, 'UpdateActionResult', {
+        actionDigest: action,
+        actionResult: {
+          outputFiles: [{ path: 'out/app', digest: outputDigest, isExecutable: true }],
+          exitCode: 0,
+        },
+      }),
+      'A dies before it answers',
+    );
+    await awaitCrashOfA();
+
+    await startA();
+    const got = await actionResultInB(action);
+    assert.equal(got.outputFiles[0]?.digest.hash, outputDigest.hash);
+    assert.ok((await b.read(blobName(outputDigest))).data.equals(output));
   });
 
   it('delivers everything after a replica is killed in the middle of a push', async () => {
