@@ -128,7 +128,8 @@ describe('infra/ files', () => {
 
     before(async () => {
       const { s3, redisUrl } = await getServices();
-      // The local read tier is off by default; on, so that its metrics are exported too.
+      // The local read tier and replication are off by default; on, so that their metrics are
+      // exported too (the peer need not exist: its lag is exported all the same).
       rig = await startRig({
         s3,
         redisUrl,
@@ -136,6 +137,9 @@ describe('infra/ files', () => {
           TESSERA_HTTP_LISTEN: '127.0.0.1:0',
           TESSERA_READ_CACHE_BYTES: String(64 * 1024 * 1024),
           TESSERA_READ_CACHE_DIR: join(work, 'read-cache'),
+          TESSERA_REGION: 'a',
+          TESSERA_PEERS: JSON.stringify([{ name: 'b', endpoint: 'grpc://127.0.0.1:9' }]),
+          TESSERA_REPLICATION: 'on',
         },
       });
       const answer = await httpGet(rig.app.httpAddress as string, '/metrics');
