@@ -339,10 +339,20 @@ export class RedisCommitIndex {
           ? this.redis.set(key, value, 'PX', this.#leaseMs)
           : this.redis.set(key, value),
       );
-      crashPoint('action-result-stored');
-      return;
+    } else {
+      await this.#storeWithLogEntry(journal, key, value, instance, action);
     }
-    // With its replication-log entry in the same MULTI: no crash can separate the two.
+    crashPoint('action-result-stored');
+  }
+
+  /** The action result and its replication-log entry in one MULTI: no crash can separate them. */
+  async #storeWithLogEntry(
+    journal: CommitJournal,
+    key: string,
+    value: Buffer,
+    instance: string,
+    action: Digest,
+  ): Promise<void> {
     await this.#run('store action result', async () => {
       const transaction = this.redis.multi();
       if (this.#leaseMs > 0) transaction.set(key, value, 'PX', this.#leaseMs);
@@ -360,7 +370,6 @@ export class RedisCommitIndex {
       const failed = replies?.find(([error]) => error)?.[0];
       if (!replies || failed) throw failed ?? new Error('the transaction was discarded');
     });
-    crashPoint('action-result-stored');
   }
 
   async close(): Promise<void> {

@@ -164,7 +164,7 @@ describe('GET /metrics', () => {
     assert.equal(sumOf(samples, 'tessera_redis_commands_total', { outcome: 'error' }), 0);
   });
 
-  it('commits a blob sent whole in one message without a lookup first, and one sent in parts with one', async () => {
+  it('looks up a Write before its commit only when the first message is not the whole blob', async () => {
     const lookups = async () => {
       const now = parseScrape((await httpGet(rig.app.httpAddress as string, '/metrics')).body);
       return sumOf(now, 'tessera_redis_commands_total', { command: 'zmscore' });

@@ -218,7 +218,8 @@ describe('replication between two regions', () => {
   });
 
   it('pushes an action result whose replica died the moment after storing it', async () => {
-    // The result and its log entry are one MULTI, so the entry outlives A's death before it answers.
+    // The result and its log entry are one MULTI, so the entry outlives A's death before it
+    // answers.
     const output = randomBlob(30_000);
     const outputDigest = await uploadToA(output);
     await replicaA?.stop();
